@@ -1,0 +1,162 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/mail"
+)
+
+// Options change how an App is built; the zero value is production.
+type Options struct {
+	Clock  auth.Clock   // default: the system clock
+	Logger *slog.Logger // default: text to stderr at cfg.LogLevel
+	// MailLog is where the development mail sender writes (default stderr).
+	MailLog io.Writer
+	// SMTPTLSConfig overrides TLS settings for SMTP (tests trust their own
+	// certificate with it).
+	SMTPTLSConfig *tls.Config
+	// PollInterval is how often revocations are polled (default 500ms).
+	PollInterval time.Duration
+}
+
+// App is a running Latchkey, minus the listener.
+type App struct {
+	Handler     http.Handler
+	DB          *db.DB
+	Revocations *auth.Revocations
+	Keys        *auth.Keys
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New builds the app from cfg. Close stops it.
+func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
+	if opts.Clock == nil {
+		opts.Clock = auth.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	if opts.MailLog == nil {
+		opts.MailLog = os.Stderr
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 500 * time.Millisecond
+	}
+	log := opts.Logger
+
+	secrets := cfg.SecretKeys
+	if secrets == nil {
+		var created bool
+		var err error
+		secrets, created, err = auth.LoadOrCreateSecretFile(cfg.SecretFile())
+		if err != nil {
+			return nil, fmt.Errorf("secret keys: %w", err)
+		}
+		if created {
+			log.Info("generated a new secret key; keep this file private, and share SECRET_KEYS between instances", "file", cfg.SecretFile())
+		}
+	}
+	keys, err := auth.NewKeys(secrets)
+	if err != nil {
+		return nil, fmt.Errorf("SECRET_KEYS: %w", err)
+	}
+
+	database, err := db.Open(ctx, cfg.DatabasePath)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", cfg.DatabasePath, err)
+	}
+
+	var sender mail.Sender
+	if cfg.SMTP != nil {
+		smtp := *cfg.SMTP
+		if opts.SMTPTLSConfig != nil {
+			smtp.TLSConfig = opts.SMTPTLSConfig
+		}
+		sender = &mail.SMTPSender{Config: smtp, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout}
+	} else {
+		log.Warn("SMTP_URL is empty: emails are written to this log instead of being sent (development mode)")
+		sender = &mail.LogSender{W: opts.MailLog}
+	}
+
+	revocations := auth.NewRevocations(cfg.AccessTTL, opts.Clock)
+	poller := &auth.Poller{DB: database, Revocations: revocations, Clock: opts.Clock,
+		AccessTTL: cfg.AccessTTL, Interval: opts.PollInterval, Logger: log}
+	if err := poller.Load(ctx); err != nil {
+		database.Close()
+		return nil, fmt.Errorf("loading revocations: %w", err)
+	}
+	tokens := auth.NewTokens(auth.TokenConfig{
+		BaseURL:   cfg.BaseURL.String(),
+		AccessTTL: cfg.AccessTTL,
+		IdleTTL:   cfg.IdleTTL,
+		MaxTTL:    cfg.MaxTTL,
+	}, keys, opts.Clock, revocations)
+
+	h, err := handlers.New(handlers.Config{
+		BaseURL:    cfg.BaseURL,
+		LinkTTL:    cfg.LinkTTL,
+		ReauthTTL:  cfg.ReauthTTL,
+		IdleTTL:    cfg.IdleTTL,
+		MaxTTL:     cfg.MaxTTL,
+		EmailRate:  cfg.EmailRate,
+		SignInRate: cfg.SignInRate,
+	}, handlers.Deps{
+		DB: database, Keys: keys, Tokens: tokens, Revocations: revocations,
+		Mailer: sender, Clock: opts.Clock, Logger: log,
+	})
+	if err != nil {
+		database.Close()
+		return nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.IPExtractor = ipExtractor(cfg)
+	h.Register(e)
+
+	pollCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a := &App{Handler: e, DB: database, Revocations: revocations, Keys: keys, stop: stop}
+	a.wg.Go(func() { poller.Run(pollCtx) })
+	return a, nil
+}
+
+// ipExtractor believes X-Forwarded-For only from TRUSTED_PROXIES. Echo's
+// default trusts loopback and private networks; we trust nothing unless
+// told to.
+func ipExtractor(cfg Config) echo.IPExtractor {
+	if len(cfg.TrustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range cfg.TrustedProxies {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{
+			IP:   net.IP(p.Addr().AsSlice()),
+			Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+		}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// Close stops the poller and closes the database.
+func (a *App) Close() error {
+	a.stop()
+	a.wg.Wait()
+	return a.DB.Close()
+}

@@ -1,0 +1,195 @@
+// Package app turns a Config into a running Latchkey: it opens the
+// database, derives the keys, picks the mail sender, starts the revocation
+// poller and builds the HTTP handler. main.go and the black-box tests both
+// start Latchkey through it, so the tests run the real thing.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/mail"
+	"github.com/latchkey/latchkey/ratelimit"
+)
+
+// Config is Latchkey's configuration, parsed once from the environment.
+type Config struct {
+	ListenAddr     string
+	BaseURL        *url.URL
+	DatabasePath   string
+	SMTP           *mail.SMTPConfig // nil: emails go to the log
+	SMTPTimeout    time.Duration
+	MailFrom       string
+	SecretKeys     [][]byte // nil: read or create the secret file beside the database
+	TrustedProxies []netip.Prefix
+	AccessTTL      time.Duration
+	IdleTTL        time.Duration
+	MaxTTL         time.Duration
+	LinkTTL        time.Duration
+	ReauthTTL      time.Duration
+	EmailRate      ratelimit.Rate
+	SignInRate     ratelimit.Rate
+	LogLevel       slog.Level
+}
+
+// Variable documents one environment variable.
+type Variable struct {
+	Name, Default, Meaning string
+}
+
+// Variables lists every environment variable with its default; -h prints
+// it and the README's table matches it.
+var Variables = []Variable{
+	{"LISTEN_ADDR", "localhost:8080", "where to listen"},
+	{"BASE_URL", "http://localhost:8080", "the public origin: WebAuthn RP ID and origin, every emailed link, the token issuer; http:// only for localhost"},
+	{"DATABASE_PATH", "data/latchkey.db", "SQLite file (created with its folder)"},
+	{"SMTP_URL", "", "smtp://[user:pass@]host:port (STARTTLS when offered; ?starttls=required to insist) or smtps://…; empty: emails are written to the log"},
+	{"SMTP_TIMEOUT", "10s", "how long sending one email may take before the person is told to try again"},
+	{"MAIL_FROM", "Latchkey <no-reply@localhost>", "sender address"},
+	{"SECRET_KEYS", "", "comma-separated base64 secrets (32+ bytes), newest first; empty: generated into secret_keys beside the database on first start"},
+	{"TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is believed; empty: the peer address is the client"},
+	{"ACCESS_TOKEN_TTL", "10m", "access token life"},
+	{"SESSION_IDLE_TTL", "168h", "a session ends after this long unused"},
+	{"SESSION_MAX_TTL", "720h", "a session ends this long after its sign-in, whatever happens"},
+	{"LINK_TTL", "10m", "how long an emailed link works"},
+	{"REAUTH_TTL", "10m", "how recent a sign-in must be for sensitive actions"},
+	{"RATE_LIMIT_EMAIL", "3/15m", "emails one address can be sent by other people's requests, per window"},
+	{"RATE_LIMIT_SIGNIN", "30/10m", "attempts per client on each sign-in endpoint, per window"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+// ConfigFromEnv parses the configuration; getenv is os.Getenv in main.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Variables {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	var (
+		c    Config
+		errs []error
+		fail = func(name string, err error) { errs = append(errs, fmt.Errorf("%s: %w", name, err)) }
+	)
+	c.ListenAddr = get("LISTEN_ADDR")
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		fail("LISTEN_ADDR", errors.New("want host:port, such as localhost:8080"))
+	}
+	base, err := ParseBaseURL(get("BASE_URL"))
+	if err != nil {
+		fail("BASE_URL", err)
+	}
+	c.BaseURL = base
+	c.DatabasePath = get("DATABASE_PATH")
+	if s := get("SMTP_URL"); s != "" {
+		smtp, err := mail.ParseSMTPURL(s)
+		if err != nil {
+			fail("SMTP_URL", err)
+		}
+		c.SMTP = &smtp
+	}
+	c.MailFrom = get("MAIL_FROM")
+	if s := get("SECRET_KEYS"); s != "" {
+		if c.SecretKeys, err = auth.ParseSecrets(s); err != nil {
+			fail("SECRET_KEYS", err)
+		}
+	}
+	if s := get("TRUSTED_PROXIES"); s != "" {
+		for _, p := range strings.Split(s, ",") {
+			p = strings.TrimSpace(p)
+			prefix, err := netip.ParsePrefix(p)
+			if err != nil {
+				addr, aerr := netip.ParseAddr(p)
+				if aerr != nil {
+					fail("TRUSTED_PROXIES", fmt.Errorf("%q is not a CIDR or an address", p))
+					continue
+				}
+				prefix = netip.PrefixFrom(addr, addr.BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+		}
+	}
+	durations := []struct {
+		name     string
+		dst      *time.Duration
+		min, max time.Duration
+	}{
+		{"SMTP_TIMEOUT", &c.SMTPTimeout, time.Second, 5 * time.Minute},
+		{"ACCESS_TOKEN_TTL", &c.AccessTTL, 10 * time.Second, 24 * time.Hour},
+		{"SESSION_IDLE_TTL", &c.IdleTTL, time.Minute, 365 * 24 * time.Hour},
+		{"SESSION_MAX_TTL", &c.MaxTTL, time.Minute, 365 * 24 * time.Hour},
+		{"LINK_TTL", &c.LinkTTL, 30 * time.Second, 24 * time.Hour},
+		{"REAUTH_TTL", &c.ReauthTTL, 30 * time.Second, 24 * time.Hour},
+	}
+	for _, d := range durations {
+		v, err := time.ParseDuration(get(d.name))
+		switch {
+		case err != nil:
+			fail(d.name, errors.New("want a Go duration, such as 10m or 168h"))
+		case v < d.min || v > d.max:
+			fail(d.name, fmt.Errorf("must be between %s and %s", d.min, d.max))
+		}
+		*d.dst = v
+	}
+	if c.IdleTTL > c.MaxTTL {
+		fail("SESSION_IDLE_TTL", errors.New("must not exceed SESSION_MAX_TTL"))
+	}
+	if c.AccessTTL > c.IdleTTL {
+		fail("ACCESS_TOKEN_TTL", errors.New("must not exceed SESSION_IDLE_TTL"))
+	}
+	if c.EmailRate, err = ratelimit.ParseRate(get("RATE_LIMIT_EMAIL")); err != nil {
+		fail("RATE_LIMIT_EMAIL", err)
+	}
+	if c.SignInRate, err = ratelimit.ParseRate(get("RATE_LIMIT_SIGNIN")); err != nil {
+		fail("RATE_LIMIT_SIGNIN", err)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
+		fail("LOG_LEVEL", errors.New("want debug, info, warn or error"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// ParseBaseURL checks BASE_URL: an origin (scheme, host, optional port; no
+// path, query or user), https except for localhost.
+func ParseBaseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSuffix(s, "/"))
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return nil, errors.New("want an origin such as https://login.example.com")
+	}
+	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("must be an origin only: no path, query or user")
+	}
+	host := u.Hostname()
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if host != "localhost" {
+			return nil, errors.New("http:// is allowed for localhost only; use https://")
+		}
+	default:
+		return nil, errors.New("must start with https://")
+	}
+	if net.ParseIP(host) != nil {
+		return nil, errors.New("must name a host, not an IP address (passkeys need a domain)")
+	}
+	u.Host = strings.ToLower(u.Host)
+	return u, nil
+}
+
+// SecretFile is where generated secrets are kept: beside the database.
+func (c Config) SecretFile() string {
+	return filepath.Join(filepath.Dir(c.DatabasePath), "secret_keys")
+}

@@ -1,0 +1,298 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/latchkey/latchkey/errs"
+)
+
+// Token types (the JWT "typ" header), RFC 9068 style.
+const (
+	TypeAccess  = "at+jwt"
+	TypeRefresh = "rt+jwt"
+)
+
+// Authentication methods (the "amr" claim).
+var (
+	AMRPasskey = []string{"hwk", "user"}
+	AMREmail   = []string{"email"}
+)
+
+// Errors from verification. None says more than "not valid" to a visitor.
+var (
+	ErrTokenInvalid = errs.E(errs.Unauthorized, "Your sign-in is not valid. Please sign in again.")
+	ErrTokenRevoked = errs.E(errs.Unauthorized, "You were signed out. Please sign in again.")
+)
+
+// Claims are the claims of both token types.
+type Claims struct {
+	Issuer   string    `json:"iss"`
+	Audience string    `json:"aud"`
+	Subject  string    `json:"sub"`
+	IssuedAt MilliTime `json:"iat"`
+	Expires  int64     `json:"exp"`
+	AuthTime int64     `json:"auth_time"`
+	AMR      []string  `json:"amr"`
+	SID      string    `json:"sid"`
+	JTI      string    `json:"jti"`
+}
+
+// GetExpirationTime implements jwt.Claims.
+func (c *Claims) GetExpirationTime() (*jwt.NumericDate, error) {
+	if c.Expires == 0 {
+		return nil, nil
+	}
+	return jwt.NewNumericDate(time.Unix(c.Expires, 0)), nil
+}
+
+// GetIssuedAt implements jwt.Claims.
+func (c *Claims) GetIssuedAt() (*jwt.NumericDate, error) {
+	if c.IssuedAt == 0 {
+		return nil, nil
+	}
+	return &jwt.NumericDate{Time: c.IssuedAt.Time()}, nil
+}
+
+// GetNotBefore implements jwt.Claims; we never issue nbf.
+func (c *Claims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+
+// GetIssuer implements jwt.Claims.
+func (c *Claims) GetIssuer() (string, error) { return c.Issuer, nil }
+
+// GetSubject implements jwt.Claims.
+func (c *Claims) GetSubject() (string, error) { return c.Subject, nil }
+
+// GetAudience implements jwt.Claims.
+func (c *Claims) GetAudience() (jwt.ClaimStrings, error) { return jwt.ClaimStrings{c.Audience}, nil }
+
+// Passkey reports whether the session was signed in with a passkey.
+func (c *Claims) Passkey() bool { return slices.Equal(c.AMR, AMRPasskey) }
+
+// Handle returns the user handle the subject encodes.
+func (c *Claims) Handle() []byte {
+	h, _ := base64.RawURLEncoding.DecodeString(c.Subject)
+	return h
+}
+
+// Issued is a freshly issued pair of tokens.
+type Issued struct {
+	Access, Refresh               string
+	AccessExpires, RefreshExpires time.Time
+	Claims                        *Claims // the access token's claims
+}
+
+// TokenConfig configures a Tokens.
+type TokenConfig struct {
+	BaseURL    string // issuer and audience
+	AccessTTL  time.Duration
+	IdleTTL    time.Duration // a refresh token lives this long unused
+	MaxTTL     time.Duration // and never past sign-in + MaxTTL
+	CacheLimit int           // verified access tokens kept; 0 means 16384
+}
+
+// Tokens issues and verifies access and refresh tokens.
+type Tokens struct {
+	cfg             TokenConfig
+	keys            *Keys
+	clock           Clock
+	revoked         *Revocations
+	accessParser    *jwt.Parser
+	refreshParser   *jwt.Parser
+	refreshAudience string
+
+	cacheMu sync.RWMutex
+	cache   map[[sha256.Size]byte]*Claims
+}
+
+// NewTokens returns a token service.
+func NewTokens(cfg TokenConfig, keys *Keys, clock Clock, revoked *Revocations) *Tokens {
+	if cfg.CacheLimit == 0 {
+		cfg.CacheLimit = 16384
+	}
+	t := &Tokens{cfg: cfg, keys: keys, clock: clock, revoked: revoked,
+		refreshAudience: cfg.BaseURL + "/refresh",
+		cache:           make(map[[sha256.Size]byte]*Claims)}
+	t.accessParser = t.parser(cfg.BaseURL)
+	t.refreshParser = t.parser(t.refreshAudience)
+	return t
+}
+
+// parser pins everything golang-jwt would otherwise leave open: the
+// algorithm, a required exp, issuer, audience, strict base64, and at most one
+// second of leeway.
+func (t *Tokens) parser(audience string) *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(t.cfg.BaseURL),
+		jwt.WithAudience(audience),
+		jwt.WithStrictDecoding(),
+		jwt.WithLeeway(time.Second),
+		jwt.WithTimeFunc(t.clock.Now),
+	)
+}
+
+// NewSessionID returns a random session id.
+func NewSessionID() string { return randomID(9) }
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Issue signs a new access and refresh token for a session: subject is the
+// user handle, authTime when the person last proved who they are, sid the
+// session id (kept across refreshes).
+func (t *Tokens) Issue(handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
+	now := t.clock.Now()
+	accessExp := now.Add(t.cfg.AccessTTL)
+	refreshExp := now.Add(t.cfg.IdleTTL)
+	if limit := authTime.Add(t.cfg.MaxTTL); refreshExp.After(limit) {
+		refreshExp = limit
+	}
+	if !refreshExp.After(now) {
+		return nil, ErrTokenInvalid
+	}
+	if accessExp.After(refreshExp) {
+		accessExp = refreshExp
+	}
+	c := Claims{
+		Issuer:   t.cfg.BaseURL,
+		Audience: t.cfg.BaseURL,
+		Subject:  base64.RawURLEncoding.EncodeToString(handle),
+		IssuedAt: NewMilliTime(now),
+		Expires:  accessExp.Unix(),
+		AuthTime: authTime.Unix(),
+		AMR:      amr,
+		SID:      sid,
+		JTI:      randomID(9),
+	}
+	access, err := t.sign(TypeAccess, &c)
+	if err != nil {
+		return nil, err
+	}
+	rc := c
+	rc.Audience = t.refreshAudience
+	rc.Expires = refreshExp.Unix()
+	rc.JTI = randomID(9)
+	refresh, err := t.sign(TypeRefresh, &rc)
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Access: access, Refresh: refresh, Claims: &c,
+		AccessExpires: time.Unix(c.Expires, 0), RefreshExpires: time.Unix(rc.Expires, 0)}, nil
+}
+
+func (t *Tokens) sign(typ string, c *Claims) (string, error) {
+	key := t.keys.Signer()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	tok.Header["typ"] = typ
+	tok.Header["kid"] = key.KID
+	return tok.SignedString(key.Private)
+}
+
+// maxTokenBytes bounds what verification will look at.
+const maxTokenBytes = 2048
+
+// VerifyAccess checks an access token: signature (algorithm pinned, key by
+// kid), typ, issuer, audience, expiry, and the revocation set. A token whose
+// exact bytes were verified before skips only the signature check; every
+// claim and the revocation set are checked again on every call.
+func (t *Tokens) VerifyAccess(raw string) (*Claims, error) {
+	if len(raw) == 0 || len(raw) > maxTokenBytes {
+		return nil, ErrTokenInvalid
+	}
+	now := t.clock.Now()
+	key := sha256.Sum256([]byte(raw))
+	t.cacheMu.RLock()
+	c, hit := t.cache[key]
+	t.cacheMu.RUnlock()
+	if hit {
+		if !t.claimsValid(c, t.cfg.BaseURL, now) {
+			if now.Unix() > c.Expires+1 {
+				t.cacheMu.Lock()
+				delete(t.cache, key)
+				t.cacheMu.Unlock()
+			}
+			return nil, ErrTokenInvalid
+		}
+	} else {
+		var err error
+		if c, err = t.parse(t.accessParser, TypeAccess, raw); err != nil {
+			return nil, err
+		}
+		t.remember(key, c, now)
+	}
+	if t.revoked.Revoked(c.Subject, c.SID, int64(c.IssuedAt)) {
+		return nil, ErrTokenRevoked
+	}
+	return c, nil
+}
+
+// claimsValid re-checks a cached token's claims, with the same one second
+// of leeway the parser allows.
+func (t *Tokens) claimsValid(c *Claims, audience string, now time.Time) bool {
+	return c.Issuer == t.cfg.BaseURL && c.Audience == audience &&
+		now.Unix() <= c.Expires+1 && c.IssuedAt.Time().Before(now.Add(time.Second))
+}
+
+// VerifyRefresh checks a refresh token's signature and claims. Whether its
+// session was revoked needs the user row; the caller checks that.
+func (t *Tokens) VerifyRefresh(raw string) (*Claims, error) {
+	if len(raw) == 0 || len(raw) > maxTokenBytes {
+		return nil, ErrTokenInvalid
+	}
+	return t.parse(t.refreshParser, TypeRefresh, raw)
+}
+
+func (t *Tokens) parse(p *jwt.Parser, typ, raw string) (*Claims, error) {
+	var c Claims
+	_, err := p.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
+		if h, _ := tok.Header["typ"].(string); h != typ {
+			return nil, errors.New("wrong token type")
+		}
+		kid, _ := tok.Header["kid"].(string)
+		pub, ok := t.keys.VerificationKey(kid)
+		if !ok {
+			return nil, errors.New("unknown key id")
+		}
+		return ed25519.PublicKey(pub), nil
+	})
+	if err != nil || c.Subject == "" || c.SID == "" || c.AuthTime == 0 || len(c.AMR) == 0 {
+		return nil, ErrTokenInvalid
+	}
+	return &c, nil
+}
+
+// remember caches a verified token until it expires. When the cache is
+// full, expired entries go first, then arbitrary ones (map order is random),
+// so the cache stays bounded even under a flood of distinct valid tokens.
+func (t *Tokens) remember(key [sha256.Size]byte, c *Claims, now time.Time) {
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	if len(t.cache) >= t.cfg.CacheLimit {
+		for k, v := range t.cache {
+			if now.Unix() > v.Expires+1 {
+				delete(t.cache, k)
+			}
+		}
+		for k := range t.cache {
+			if len(t.cache) < t.cfg.CacheLimit*7/8 {
+				break
+			}
+			delete(t.cache, k)
+		}
+	}
+	t.cache[key] = c
+}

@@ -1,0 +1,320 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/errs"
+)
+
+// MaxRevokedSessions bounds the list of signed-out sessions kept in a user's
+// row. When a sign-out would exceed it, every session of the user is ended
+// instead (the "tokens valid after" stamp moves), which is always safe.
+const MaxRevokedSessions = 128
+
+// User is an account.
+type User struct {
+	ID     int64
+	Handle []byte // opaque; WebAuthn user handle and token subject
+	Email  string
+	// EmailSignIn is false for passkey-only accounts.
+	EmailSignIn bool
+	CreatedAt   time.Time
+	// TokensValidAfter voids every token issued at or before it (Unix ms).
+	TokensValidAfter int64
+	// RevokedSessions are the sessions ended by "Sign out".
+	RevokedSessions []RevokedSession
+	// Passkeys is how many passkeys the user has.
+	Passkeys int
+}
+
+// RevokedSession is a session ended by "Sign out", remembered until no token
+// of it can still be valid.
+type RevokedSession struct {
+	SID     string
+	Expires int64 // Unix ms
+}
+
+// SessionRevoked reports whether the session sid was ended by "Sign out".
+func (u *User) SessionRevoked(sid string) bool {
+	for _, s := range u.RevokedSessions {
+		if s.SID == sid {
+			return true
+		}
+	}
+	return false
+}
+
+const userColumns = `users.id, users.handle, users.email, users.email_signin, users.created_at,
+	users.tokens_valid_after, users.revoked_sessions,
+	(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id)`
+
+func scanUser(row interface{ Scan(...any) error }) (*User, error) {
+	var (
+		u       User
+		created int64
+		revoked string
+	)
+	if err := row.Scan(&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &created, &u.TokensValidAfter, &revoked, &u.Passkeys); err != nil {
+		return nil, err
+	}
+	u.CreatedAt = time.UnixMilli(created)
+	u.RevokedSessions = parseRevokedSessions(revoked)
+	return &u, nil
+}
+
+// notFound turns sql.ErrNoRows into the not-found error, so handlers never
+// see database errors.
+func (d *DB) notFound(op string, err error, message string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return errs.E(errs.NotFound, message)
+	}
+	return d.internal(op, err)
+}
+
+// UserByEmail returns the live account with this (normalised) email.
+func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
+	d.queries.add("UserByEmail")
+	u, err := scanUser(d.read.QueryRowContext(ctx,
+		`SELECT `+userColumns+` FROM users WHERE email = ? AND deleted_at IS NULL`, email))
+	if err != nil {
+		return nil, d.notFound("user by email", err, "No such account.")
+	}
+	return u, nil
+}
+
+// UserByHandle returns the live account with this handle.
+func (d *DB) UserByHandle(ctx context.Context, handle []byte) (*User, error) {
+	d.queries.add("UserByHandle")
+	u, err := scanUser(d.read.QueryRowContext(ctx,
+		`SELECT `+userColumns+` FROM users WHERE handle = ? AND deleted_at IS NULL`, handle))
+	if err != nil {
+		return nil, d.notFound("user by handle", err, "No such account.")
+	}
+	return u, nil
+}
+
+// errLinkGone is what every refused link gets: used, voided by a newer one,
+// issued before email sign-in was turned off or the email changed, or for an
+// account that no longer exists. The page does not say which, because the
+// person's next step is the same.
+var errLinkGone = errs.E(errs.Gone, "This link has already been used, or a newer one has replaced it.")
+
+// ConsumeSignInLink signs in with a link issued at issuedAt (Unix ms) to
+// email for the account handle. It succeeds at most once per link: the
+// conditional update only matches while the row's link_used_at is older
+// than the link, and moves it to the link's issue time, voiding older links.
+func (d *DB) ConsumeSignInLink(ctx context.Context, handle []byte, email string, issuedAt int64) (*User, error) {
+	d.queries.add("ConsumeSignInLink")
+	u, err := scanUser(d.write.QueryRowContext(ctx, `UPDATE users SET link_used_at = ?1
+		WHERE handle = ?2 AND email = ?3 AND deleted_at IS NULL AND email_signin = 1 AND link_used_at < ?1
+		RETURNING `+userColumns, issuedAt, handle, email))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errLinkGone
+	}
+	if err != nil {
+		return nil, d.internal("consume sign-in link", err)
+	}
+	return u, nil
+}
+
+// ConsumeSignUpLink creates the account for email from a sign-up link issued
+// at issuedAt, or, if an account with that email exists by now (the link was
+// clicked twice, or two sign-up links were sent), consumes the link against
+// it exactly as ConsumeSignInLink would. created reports which happened.
+func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64, handle []byte, now time.Time) (u *User, created bool, err error) {
+	d.queries.add("ConsumeSignUpLink")
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, d.internal("begin sign-up", err)
+	}
+	defer tx.Rollback()
+
+	u, err = scanUser(tx.QueryRowContext(ctx, `INSERT INTO users (handle, email, created_at, link_used_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
+		handle, email, now.UnixMilli(), issuedAt))
+	switch {
+	case err == nil:
+		created = true
+	case errors.Is(err, sql.ErrNoRows):
+		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET link_used_at = ?1
+			WHERE email = ?2 AND deleted_at IS NULL AND email_signin = 1 AND link_used_at < ?1
+			RETURNING `+userColumns, issuedAt, email))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, false, errLinkGone
+		}
+		if err != nil {
+			return nil, false, d.internal("consume sign-up link", err)
+		}
+	default:
+		return nil, false, d.internal("create user", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, d.internal("commit sign-up", err)
+	}
+	return u, created, nil
+}
+
+// EndSession records that the session sid of the user has signed out, until
+// expires (Unix ms), after which no token of it can be valid anyway. Entries
+// that have run out are dropped; if the list would still exceed
+// MaxRevokedSessions, all the user's sessions are ended instead.
+func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires int64, now time.Time) error {
+	d.queries.add("EndSession")
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return d.internal("begin end session", err)
+	}
+	defer tx.Rollback()
+
+	var revoked string
+	err = tx.QueryRowContext(ctx, `SELECT revoked_sessions FROM users WHERE handle = ? AND deleted_at IS NULL`, handle).Scan(&revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // the account is gone, and with it every session
+	}
+	if err != nil {
+		return d.internal("read revoked sessions", err)
+	}
+	nowMs := now.UnixMilli()
+	kept := make([]RevokedSession, 0, MaxRevokedSessions)
+	for _, s := range parseRevokedSessions(revoked) {
+		if s.Expires > nowMs && s.SID != sid {
+			kept = append(kept, s)
+		}
+	}
+	kept = append(kept, RevokedSession{SID: sid, Expires: expires})
+	if len(kept) > MaxRevokedSessions {
+		_, err = tx.ExecContext(ctx, `UPDATE users SET tokens_valid_after = ?1, revoked_sessions = '', revoked_at = ?1
+			WHERE handle = ?2`, nowMs, handle)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE users SET revoked_sessions = ?1, revoked_at = ?2 WHERE handle = ?3`,
+			formatRevokedSessions(kept), nowMs, handle)
+	}
+	if err != nil {
+		return d.internal("end session", err)
+	}
+	return d.internal("commit end session", tx.Commit())
+}
+
+// EndAllSessions voids every token the user holds anywhere: tokens issued at
+// or before now stop working.
+func (d *DB) EndAllSessions(ctx context.Context, handle []byte, now time.Time) error {
+	d.queries.add("EndAllSessions")
+	_, err := d.write.ExecContext(ctx, `UPDATE users SET tokens_valid_after = ?1, revoked_sessions = '', revoked_at = ?1
+		WHERE handle = ?2 AND deleted_at IS NULL`, now.UnixMilli(), handle)
+	return d.internal("end all sessions", err)
+}
+
+// Revocation is the revocation state of one user, as polled by every
+// instance into its in-memory set.
+type Revocation struct {
+	Handle           []byte
+	TokensValidAfter int64
+	RevokedSessions  []RevokedSession
+	RevokedAt        int64
+}
+
+// RevocationsSince returns the users whose revocation state changed at or
+// after since (Unix ms). The query runs on the revoked_at index.
+func (d *DB) RevocationsSince(ctx context.Context, since int64) ([]Revocation, error) {
+	d.queries.add("RevocationsSince")
+	rows, err := d.read.QueryContext(ctx, `SELECT handle, tokens_valid_after, revoked_sessions, revoked_at
+		FROM users WHERE revoked_at >= ?`, since)
+	if err != nil {
+		return nil, d.internal("poll revocations", err)
+	}
+	defer rows.Close()
+	var out []Revocation
+	for rows.Next() {
+		var (
+			r       Revocation
+			revoked string
+		)
+		if err := rows.Scan(&r.Handle, &r.TokensValidAfter, &revoked, &r.RevokedAt); err != nil {
+			return nil, d.internal("scan revocation", err)
+		}
+		r.RevokedSessions = parseRevokedSessions(revoked)
+		out = append(out, r)
+	}
+	return out, d.internal("poll revocations", rows.Err())
+}
+
+// PurgeTombstones removes deleted accounts' tombstones deleted before
+// before (Unix ms): by then no token of theirs can be valid.
+func (d *DB) PurgeTombstones(ctx context.Context, before int64) (int64, error) {
+	d.queries.add("PurgeTombstones")
+	res, err := d.write.ExecContext(ctx, `DELETE FROM users WHERE deleted_at IS NOT NULL AND deleted_at < ?`, before)
+	if err != nil {
+		return 0, d.internal("purge tombstones", err)
+	}
+	return res.RowsAffected()
+}
+
+func parseRevokedSessions(s string) []RevokedSession {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]RevokedSession, 0, len(parts))
+	for _, p := range parts {
+		sid, exp, ok := strings.Cut(p, ".")
+		if !ok {
+			continue
+		}
+		ms, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, RevokedSession{SID: sid, Expires: ms})
+	}
+	return out
+}
+
+func formatRevokedSessions(list []RevokedSession) string {
+	var b strings.Builder
+	for i, s := range list {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s.SID)
+		b.WriteByte('.')
+		b.WriteString(strconv.FormatInt(s.Expires, 10))
+	}
+	return b.String()
+}
+
+// CheckLink reports, without consuming anything, whether a link issued at
+// issuedAt to email could still be used: for the account handle, or, when
+// handle is empty (a sign-up link), for whatever account has the address
+// by now. newAccount is true when a sign-up link would create the account.
+func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedAt int64) (newAccount bool, err error) {
+	d.queries.add("CheckLink")
+	var (
+		usedAt  int64
+		enabled bool
+	)
+	if len(handle) > 0 {
+		err = d.read.QueryRowContext(ctx, `SELECT link_used_at, email_signin FROM users
+			WHERE handle = ? AND email = ? AND deleted_at IS NULL`, handle, email).Scan(&usedAt, &enabled)
+	} else {
+		err = d.read.QueryRowContext(ctx, `SELECT link_used_at, email_signin FROM users
+			WHERE email = ? AND deleted_at IS NULL`, email).Scan(&usedAt, &enabled)
+		if errors.Is(err, sql.ErrNoRows) {
+			return true, nil
+		}
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, errLinkGone
+	}
+	if err != nil {
+		return false, d.internal("check link", err)
+	}
+	if !enabled || usedAt >= issuedAt {
+		return false, errLinkGone
+	}
+	return false, nil
+}

@@ -1,0 +1,175 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/views"
+)
+
+// statusOf maps the error vocabulary to HTTP statuses: the only place that
+// does.
+var statusOf = map[string]int{
+	errs.Invalid:         http.StatusBadRequest,
+	errs.Unauthorized:    http.StatusUnauthorized,
+	errs.Forbidden:       http.StatusForbidden,
+	errs.ReauthRequired:  http.StatusForbidden,
+	errs.NotFound:        http.StatusNotFound,
+	errs.Conflict:        http.StatusConflict,
+	errs.Gone:            http.StatusGone,
+	errs.TooLarge:        http.StatusRequestEntityTooLarge,
+	errs.Unsupported:     http.StatusUnsupportedMediaType,
+	errs.TooManyRequests: http.StatusTooManyRequests,
+	errs.Unavailable:     http.StatusServiceUnavailable,
+	errs.Internal:        http.StatusInternalServerError,
+}
+
+// codeOfStatus maps Echo's own errors (404 from the router, 405, …) back
+// into the vocabulary.
+var codeOfStatus = map[int]string{
+	http.StatusBadRequest:            errs.Invalid,
+	http.StatusUnauthorized:          errs.Unauthorized,
+	http.StatusForbidden:             errs.Forbidden,
+	http.StatusNotFound:              errs.NotFound,
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: errs.TooLarge,
+	http.StatusUnsupportedMediaType:  errs.Unsupported,
+	http.StatusTooManyRequests:       errs.TooManyRequests,
+}
+
+// Public messages for errors that carry none of their own.
+var defaultMessages = map[string]string{
+	errs.Invalid:         "Something in that request wasn't right. Go back and try again.",
+	errs.Unauthorized:    "You need to sign in first.",
+	errs.Forbidden:       "You can't do that from here.",
+	errs.NotFound:        "There's nothing at this address. It may have moved, or the link may be mistyped.",
+	"method_not_allowed": "This address doesn't accept that kind of request.",
+	errs.TooLarge:        "That request was too large. Requests are limited to 64 KB.",
+	errs.Unsupported:     "That request was sent in a format we don't accept. Send JSON.",
+	errs.TooManyRequests: "Too many attempts. Please wait a little and try again.",
+}
+
+var titles = map[string]string{
+	errs.Invalid:         "That didn't work",
+	errs.Unauthorized:    "Please sign in",
+	errs.Forbidden:       "Not allowed",
+	errs.ReauthRequired:  "Please confirm it's you",
+	errs.NotFound:        "Page not found",
+	errs.Conflict:        "That clashes with something",
+	errs.Gone:            "This link can't be used any more",
+	errs.TooLarge:        "Request too large",
+	errs.Unsupported:     "Unsupported format",
+	errs.TooManyRequests: "Slow down a little",
+	errs.Unavailable:     "Temporarily unavailable",
+	errs.Internal:        "Something went wrong",
+	"method_not_allowed": "Method not allowed",
+}
+
+// HTTPErrorHandler turns every error a handler returns, or Echo raises, into
+// a response: a page with the right status on page routes, JSON
+// {"error": code, "message": …} on the JSON endpoints. Internal errors are
+// logged and shown only as a generic message.
+func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, message, status := h.classify(err)
+	if status >= 500 {
+		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", status, "client", c.RealIP(), "err", err)
+	}
+	if code == errs.TooManyRequests {
+		if e, ok := errors.AsType[*retryError](err); ok {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(e.seconds))
+		}
+	}
+	if isJSONEndpoint(c) {
+		body := map[string]string{"error": code, "message": message}
+		if e, ok := errors.AsType[*redirectError](err); ok {
+			body["redirect"] = e.to
+		}
+		if err := c.JSON(status, body); err != nil {
+			h.log.Error("writing error response", "err", err)
+		}
+		return
+	}
+	v := views.ErrorView{Status: status, Title: titles[code], Message: message}
+	v.ActionHref, v.ActionLabel = errorAction(c, code)
+	if err := h.render(c, status, views.Error(h.page(c, v.Title), v)); err != nil {
+		h.log.Error("rendering error page", "err", err)
+		c.Response().WriteHeader(status)
+	}
+}
+
+func (h *Handler) classify(err error) (code, message string, status int) {
+	if he, ok := errors.AsType[*echo.HTTPError](err); ok {
+		code = codeOfStatus[he.Code]
+		if code == "" {
+			code = errs.Internal
+		}
+		status = he.Code
+		if status < 400 || status > 599 {
+			status = http.StatusInternalServerError
+		}
+		if code == errs.Internal {
+			return code, errs.Message(err), http.StatusInternalServerError
+		}
+		return code, defaultMessages[code], status
+	}
+	code = errs.Code(err)
+	message = errs.Message(err)
+	if e, ok := errors.AsType[*errs.Error](err); ok && e.Message == "" && defaultMessages[code] != "" {
+		message = defaultMessages[code]
+	}
+	return code, message, statusOf[code]
+}
+
+// errorAction is the one thing an error page offers to do next.
+func errorAction(c echo.Context, code string) (href, label string) {
+	path := c.Request().URL.Path
+	switch {
+	case code == errs.Gone || (code == errs.Invalid && (strings.HasPrefix(path, "/signin") || strings.HasPrefix(path, "/account/email/confirm"))):
+		return "/signin", "Get a new link"
+	case code == errs.Unauthorized:
+		return "/signin", "Sign in"
+	case code == errs.Unavailable:
+		return path, "Try again"
+	case strings.HasPrefix(path, "/account") && sessionOf(c) != nil:
+		return "/account", "Back to your account"
+	}
+	return "/", "Go to the home page"
+}
+
+// jsonEndpoints speak JSON, errors included.
+var jsonEndpoints = map[string]bool{
+	"/signin/passkey/begin":    true,
+	"/signin/passkey/finish":   true,
+	"/account/passkeys/begin":  true,
+	"/account/passkeys/finish": true,
+}
+
+func isJSONEndpoint(c echo.Context) bool { return jsonEndpoints[c.Request().URL.Path] }
+
+// retryError is a 429 that says when to retry.
+type retryError struct {
+	err     *errs.Error
+	seconds int
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// redirectError tells a JSON client where a person should go next (the
+// step-up page, or sign-in).
+type redirectError struct {
+	err *errs.Error
+	to  string
+}
+
+func (e *redirectError) Error() string { return e.err.Error() }
+func (e *redirectError) Unwrap() error { return e.err }

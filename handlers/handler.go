@@ -1,0 +1,90 @@
+// Package handlers is Latchkey's HTTP layer: Echo handlers, their
+// middleware, and routes.go, where every route is registered.
+package handlers
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/mail"
+	"github.com/latchkey/latchkey/ratelimit"
+)
+
+// Config is what the handlers need to know from the configuration.
+type Config struct {
+	// BaseURL is the public origin. Links, WebAuthn's RP ID and origin, and
+	// the token issuer come from it, never from request headers.
+	BaseURL   *url.URL
+	LinkTTL   time.Duration
+	ReauthTTL time.Duration
+	IdleTTL   time.Duration
+	MaxTTL    time.Duration
+	// EmailRate limits emails per address; SignInRate limits attempts per
+	// client on each sign-in endpoint.
+	EmailRate  ratelimit.Rate
+	SignInRate ratelimit.Rate
+}
+
+// Handler holds every dependency of the HTTP layer.
+type Handler struct {
+	cfg         Config
+	db          *db.DB
+	keys        *auth.Keys
+	tokens      *auth.Tokens
+	revocations *auth.Revocations
+	mailer      mail.Sender
+	clock       auth.Clock
+	log         *slog.Logger
+
+	emailLimiter  *ratelimit.Limiter
+	clientLimiter *ratelimit.Limiter
+	crossOrigin   *http.CrossOriginProtection
+
+	buffers sync.Pool // *bytes.Buffer for rendering pages
+}
+
+// Deps are the Handler's dependencies, built in the app package.
+type Deps struct {
+	DB          *db.DB
+	Keys        *auth.Keys
+	Tokens      *auth.Tokens
+	Revocations *auth.Revocations
+	Mailer      mail.Sender
+	Clock       auth.Clock
+	Logger      *slog.Logger
+}
+
+// maxLimiterKeys bounds each rate limiter's memory (see ratelimit.Limiter).
+const maxLimiterKeys = 100_000
+
+// New returns a Handler.
+func New(cfg Config, d Deps) (*Handler, error) {
+	cop := http.NewCrossOriginProtection()
+	// Behind a proxy that rewrites Host, the Origin header still names
+	// BASE_URL; trust exactly that origin.
+	if err := cop.AddTrustedOrigin(origin(cfg.BaseURL)); err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		cfg: cfg, db: d.DB, keys: d.Keys, tokens: d.Tokens, revocations: d.Revocations,
+		mailer: d.Mailer, clock: d.Clock, log: d.Logger,
+		emailLimiter:  ratelimit.New(cfg.EmailRate, maxLimiterKeys),
+		clientLimiter: ratelimit.New(cfg.SignInRate, maxLimiterKeys),
+		crossOrigin:   cop,
+	}
+	h.buffers.New = func() any { return new(bytes.Buffer) }
+	return h, nil
+}
+
+func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
+
+// absoluteURL returns BASE_URL joined with path (which may carry a query).
+func (h *Handler) absoluteURL(pathAndQuery string) string {
+	return origin(h.cfg.BaseURL) + pathAndQuery
+}

@@ -1,0 +1,71 @@
+package handlers
+
+import (
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/views"
+)
+
+// sendNotice emails the account holder about something that happened,
+// saying when and from what kind of browser. Notices never carry a link
+// that signs anyone in.
+func (h *Handler) sendNotice(c echo.Context, to, subject string, paragraphs ...string) error {
+	e := views.NoticeEmail{
+		Subject:    subject,
+		Paragraphs: paragraphs,
+		When:       views.Stamp(h.clock.Now()),
+		Browser:    describeBrowser(c.Request().UserAgent()),
+		IfNotYou:   "Sign in at " + h.absoluteURL("/signin") + " and choose \"Sign out everywhere\" on your account page, then review your passkeys and email address.",
+		Host:       h.cfg.BaseURL.Host,
+	}
+	return h.sendEmail(c, to, subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+}
+
+// sendPasskeyOnlyNotice answers a link request for a passkey-only account:
+// the same response as any address, but the email holds no link.
+func (h *Handler) sendPasskeyOnlyNotice(c echo.Context, u *db.User) error {
+	e := views.NoticeEmail{
+		Subject: "Sign-in attempt on your " + views.SiteName + " account",
+		Paragraphs: []string{
+			"Someone asked to sign in to your account by email at " + h.cfg.BaseURL.Host + ".",
+			"This account signs in with passkeys only, so no sign-in link was sent. To sign in, use \"Sign in with a passkey\" on the sign-in page.",
+		},
+		When:     views.Stamp(h.clock.Now()),
+		IfNotYou: "You don't need to do anything: without one of your passkeys nobody can sign in.",
+		Host:     h.cfg.BaseURL.Host,
+	}
+	return h.sendEmail(c, u.Email, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+}
+
+// describeBrowser names the kind of browser and system from a User-Agent,
+// coarsely ("Chrome on macOS"), for notices. It never echoes the header
+// itself, which the sender controls.
+func describeBrowser(ua string) string {
+	browser := "an unknown browser"
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"},
+		{"Chromium/", "Chromium"}, {"Safari/", "Safari"}, {"curl/", "curl"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	system := ""
+	for _, s := range []struct{ token, name string }{
+		{"iPhone", "iOS"}, {"iPad", "iPadOS"}, {"Android", "Android"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, s.token) {
+			system = s.name
+			break
+		}
+	}
+	if system == "" {
+		return browser
+	}
+	return browser + " on " + system
+}

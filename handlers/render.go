@@ -1,0 +1,53 @@
+package handlers
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/views"
+)
+
+// render renders a page into a pooled buffer, then writes the status, a
+// Content-Length and the body in one go. Rendering first means an error
+// while rendering never leaves a half-sent page with a 200 status; the
+// Content-Length avoids the chunked encoding (and the extra write) that
+// templ's Flush would otherwise cause.
+func (h *Handler) render(c echo.Context, status int, page templ.Component) error {
+	buf := h.buffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			h.buffers.Put(buf)
+		}
+	}()
+	if err := page.Render(c.Request().Context(), buf); err != nil {
+		return err
+	}
+	hdr := c.Response().Header()
+	hdr.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	hdr.Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
+	c.Response().WriteHeader(status)
+	if c.Request().Method == http.MethodHead {
+		return nil
+	}
+	_, err := c.Response().Write(buf.Bytes())
+	return err
+}
+
+// page returns the layout settings for a page titled title.
+func (h *Handler) page(c echo.Context, title string) views.Page {
+	return views.Page{Title: title, SignedIn: sessionOf(c) != nil}
+}
+
+// renderString renders a component to a string (for emails).
+func (h *Handler) renderString(c echo.Context, comp templ.Component) (string, error) {
+	var b bytes.Buffer
+	if err := comp.Render(c.Request().Context(), &b); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,127 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/errs"
+)
+
+const sessionContextKey = "latchkey.session"
+
+// sessionOf returns the verified access-token claims of the request, or nil
+// when nobody is signed in.
+func sessionOf(c echo.Context) *auth.Claims {
+	s, _ := c.Get(sessionContextKey).(*auth.Claims)
+	return s
+}
+
+// loadSession authenticates the request from its cookies. A valid access
+// token is all it takes: no database read. When the access token is
+// missing or expired (browsers drop expired cookies) and the refresh token
+// is valid, it refreshes silently: one read of the user row, new cookies,
+// and the request goes on as signed in.
+func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if access := cookieValue(c, cookieAccess); access != "" {
+			claims, err := h.tokens.VerifyAccess(access)
+			if err == nil {
+				c.Set(sessionContextKey, claims)
+				return next(c)
+			}
+			if errors.Is(err, auth.ErrTokenRevoked) {
+				// The session or the user was revoked: a refresh would
+				// be refused too, so don't spend a database read on it.
+				h.clearSessionCookies(c)
+				return next(c)
+			}
+		}
+		if refresh := cookieValue(c, cookieRefresh); refresh != "" {
+			claims, err := h.refresh(c, refresh)
+			switch {
+			case err == nil:
+				c.Set(sessionContextKey, claims)
+			case errs.Code(err) == errs.Internal:
+				return err
+			default:
+				h.clearSessionCookies(c)
+			}
+		}
+		return next(c)
+	}
+}
+
+// refresh rotates a refresh token: it reads the user row once (does the
+// account exist, was the session or every session revoked since) and
+// issues a new pair with the session's original auth_time and sid.
+func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
+	rc, err := h.tokens.VerifyRefresh(raw)
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.db.UserByHandle(c.Request().Context(), rc.Handle())
+	if errs.Code(err) == errs.NotFound {
+		return nil, auth.ErrTokenRevoked
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(rc.IssuedAt) <= u.TokensValidAfter || u.SessionRevoked(rc.SID) ||
+		h.revocations.Revoked(rc.Subject, rc.SID, int64(rc.IssuedAt)) {
+		return nil, auth.ErrTokenRevoked
+	}
+	issued, err := h.tokens.Issue(u.Handle, rc.AMR, time.Unix(rc.AuthTime, 0), rc.SID)
+	if err != nil {
+		return nil, err
+	}
+	h.setSessionCookies(c, issued)
+	return issued.Claims, nil
+}
+
+// startSession signs the user in on this browser: a new session id, the
+// authentication time now, and fresh cookies.
+func (h *Handler) startSession(c echo.Context, handle []byte, amr []string) error {
+	issued, err := h.tokens.Issue(handle, amr, h.clock.Now(), auth.NewSessionID())
+	if err != nil {
+		return err
+	}
+	h.setSessionCookies(c, issued)
+	c.Set(sessionContextKey, issued.Claims)
+	return nil
+}
+
+func (h *Handler) setSessionCookies(c echo.Context, issued *auth.Issued) {
+	now := h.clock.Now()
+	setCookie(c, cookieAccess, issued.Access, issued.AccessExpires.Sub(now))
+	setCookie(c, cookieRefresh, issued.Refresh, issued.RefreshExpires.Sub(now))
+}
+
+func (h *Handler) clearSessionCookies(c echo.Context) {
+	clearCookie(c, cookieAccess)
+	clearCookie(c, cookieRefresh)
+	c.Set(sessionContextKey, nil)
+}
+
+// requireSession sends signed-out visitors to the sign-in page (303, with
+// next= the page they wanted); JSON endpoints get 401 and the same address.
+func (h *Handler) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if sessionOf(c) != nil {
+			return next(c)
+		}
+		target := "/account"
+		if r := c.Request(); r.Method == http.MethodGet || r.Method == http.MethodHead {
+			target = r.URL.RequestURI()
+		}
+		to := "/signin?next=" + url.QueryEscape(target)
+		if isJSONEndpoint(c) {
+			return &redirectError{err: errs.E(errs.Unauthorized, "You're signed out. Sign in again to continue."), to: to}
+		}
+		return c.Redirect(http.StatusSeeOther, to)
+	}
+}

@@ -1,0 +1,97 @@
+// Latchkey is a passwordless sign-in web application: passkeys and emailed
+// links, stateless JWT sessions in HttpOnly cookies, SQLite for users and
+// their passkeys. main starts it: configuration from the environment,
+// wiring, graceful shutdown; nothing else.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/latchkey/latchkey/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "latchkey:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// shutdownGrace bounds how long in-flight requests may take once asked to
+// stop.
+const shutdownGrace = 15 * time.Second
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	flags := flag.NewFlagSet("latchkey", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: latchkey\n\nLatchkey is configured by environment variables:")
+		for _, v := range app.Variables {
+			def := v.Default
+			if def == "" {
+				def = "(empty)"
+			}
+			fmt.Fprintf(stderr, "\n  %s  (default %s)\n      %s\n", v.Name, def, v.Meaning)
+		}
+	}
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+
+	cfg, err := app.ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger, MailLog: stderr})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	logger.Info("Latchkey is listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing requests in flight")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,125 @@
+// Package ratelimit counts attempts per key in a sliding window.
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Rate is "Limit events per Window".
+type Rate struct {
+	Limit  int
+	Window time.Duration
+}
+
+// String formats r as ParseRate reads it.
+func (r Rate) String() string { return strconv.Itoa(r.Limit) + "/" + shortDuration(r.Window) }
+
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	return strings.TrimSuffix(s, "0m")
+}
+
+// ParseRate reads "3/15m" (three per fifteen minutes).
+func ParseRate(s string) (Rate, error) {
+	n, w, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return Rate{}, errors.New(`want "count/duration", such as "30/10m"`)
+	}
+	limit, err := strconv.Atoi(n)
+	if err != nil || limit < 1 || limit > 1_000_000 {
+		return Rate{}, fmt.Errorf("bad count %q", n)
+	}
+	window, err := time.ParseDuration(w)
+	if err != nil || window < time.Second || window > 24*time.Hour {
+		return Rate{}, fmt.Errorf("bad duration %q (from 1s to 24h)", w)
+	}
+	return Rate{Limit: limit, Window: window}, nil
+}
+
+// Limiter allows at most Rate.Limit events per key in any window of
+// Rate.Window (a sliding log: exact, and small because limits are small).
+// It tracks at most maxKeys keys; when that many are active it refuses new
+// keys rather than forget old ones, so a flood of addresses cannot reset
+// anyone's count.
+type Limiter struct {
+	rate    Rate
+	maxKeys int
+
+	mu        sync.Mutex
+	keys      map[string][]int64 // event times, Unix ms, oldest first
+	lastSweep time.Time
+}
+
+// New returns a limiter for rate tracking up to maxKeys keys.
+func New(rate Rate, maxKeys int) *Limiter {
+	return &Limiter{rate: rate, maxKeys: maxKeys, keys: make(map[string][]int64)}
+}
+
+// Allow records an event for key at now if the key is under its limit. If
+// not, it returns how long until the next event would be allowed.
+func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	nowMs := now.UnixMilli()
+	windowMs := l.rate.Window.Milliseconds()
+	if now.Sub(l.lastSweep) > l.rate.Window || len(l.keys) >= l.maxKeys {
+		l.sweep(nowMs - windowMs)
+		l.lastSweep = now
+	}
+	events, known := l.keys[key]
+	i := 0
+	for i < len(events) && events[i] <= nowMs-windowMs {
+		i++
+	}
+	events = events[i:]
+	if len(events) >= l.rate.Limit {
+		l.keys[key] = events
+		return false, time.Duration(events[0]+windowMs-nowMs) * time.Millisecond
+	}
+	if !known && len(l.keys) >= l.maxKeys {
+		return false, l.rate.Window
+	}
+	if cap(events) == 0 {
+		events = make([]int64, 0, min(l.rate.Limit, 8))
+	}
+	l.keys[key] = append(events, nowMs)
+	return true, 0
+}
+
+// Len returns how many keys are tracked.
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.keys)
+}
+
+func (l *Limiter) sweep(cutoff int64) {
+	for k, events := range l.keys {
+		if len(events) == 0 || events[len(events)-1] <= cutoff {
+			delete(l.keys, k)
+		}
+	}
+}
+
+// ClientKey returns the rate-limit key for a client address: the address
+// itself for IPv4, its /64 for IPv6 (one subscriber usually holds a whole
+// /64, so counting single IPv6 addresses would count nothing).
+func ClientKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "invalid"
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}

@@ -1,0 +1,143 @@
+package tests
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/latchkey/latchkey/tests/testkit"
+)
+
+// requestLink asks for a link for email from browser b and returns the
+// token from the email that arrives.
+func requestLink(t *testing.T, a *testkit.App, b *testkit.Browser, email string, extra ...string) string {
+	t.Helper()
+	before := len(a.Mail.MailsTo(email))
+	form := url.Values{"email": {email}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		form.Set(extra[i], extra[i+1])
+	}
+	r := b.Post("/signin/email", form)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/signin/sent" {
+		t.Fatalf("POST /signin/email = %d %q, want 303 /signin/sent", r.StatusCode, r.Header.Get("Location"))
+	}
+	return linkToken(t, a.Mail.WaitFor(t, email, before+1))
+}
+
+// linkToken returns the token of the one link in an email.
+func linkToken(t *testing.T, m testkit.Mail) string {
+	t.Helper()
+	links := m.Links()
+	if len(links) != 1 {
+		t.Fatalf("email %q has %d links, want 1:\n%s", m.Subject, len(links), m.Text)
+	}
+	u, err := url.Parse(links[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := u.Query().Get("token")
+	if tok == "" {
+		t.Fatalf("link %s has no token", links[0])
+	}
+	return tok
+}
+
+// signIn signs browser b in as email by link, creating the account if
+// needed, and returns where the sign-in redirected.
+func signIn(t *testing.T, a *testkit.App, b *testkit.Browser, email string) string {
+	t.Helper()
+	tok := requestLink(t, a, b, email)
+	r := b.Post("/signin/link", url.Values{"token": {tok}})
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /signin/link = %d, want 303:\n%s", r.StatusCode, r.Body)
+	}
+	if b.Cookie("__Host-at") == "" || b.Cookie("__Host-rt") == "" {
+		t.Fatal("signed in but the browser holds no session cookies")
+	}
+	return r.Header.Get("Location")
+}
+
+// signedIn reports whether the home page shows b as signed in.
+func signedIn(t *testing.T, b *testkit.Browser) bool {
+	t.Helper()
+	r := b.Get("/")
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("GET / = %d", r.StatusCode)
+	}
+	return strings.Contains(r.Body, "You're signed in")
+}
+
+// expectStatus fails unless r has the status.
+func expectStatus(t *testing.T, r *testkit.Response, status int) {
+	t.Helper()
+	if r.StatusCode != status {
+		t.Fatalf("%s %s = %d, want %d\n%s", r.Request.Method, r.Request.URL.Path, r.StatusCode, status, clip(r.Body))
+	}
+}
+
+// expectPage fails unless r is an HTML page with the status that contains
+// every want.
+func expectPage(t *testing.T, r *testkit.Response, status int, want ...string) {
+	t.Helper()
+	expectStatus(t, r, status)
+	if ct := r.Header.Get("Content-Type"); ct != "text/html; charset=UTF-8" {
+		t.Errorf("%s: Content-Type %q, want text/html; charset=UTF-8", r.Request.URL.Path, ct)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.Body, w) {
+			t.Errorf("%s %s: page lacks %q\n%s", r.Request.Method, r.Request.URL.Path, w, clip(r.Body))
+		}
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 2000 {
+		return s[:2000] + "…"
+	}
+	return s
+}
+
+// tokenClaims decodes a JWT's payload without verifying it.
+func tokenClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// tokenHeader decodes a JWT's header.
+func tokenHeader(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// setCookieHeader returns the Set-Cookie line for name, or "".
+func setCookieHeader(r *testkit.Response, name string) string {
+	for _, line := range r.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(line, name+"=") {
+			return line
+		}
+	}
+	return ""
+}

@@ -1,0 +1,166 @@
+package testkit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/app"
+)
+
+// Clock is a clock tests move by hand.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock set to the real time.
+func NewClock() *Clock { return &Clock{now: time.Now()} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// AppOptions configure StartApp.
+type AppOptions struct {
+	// Env overrides environment variables (LINK_TTL, …).
+	Env map[string]string
+	// DatabasePath lets two instances share one database.
+	DatabasePath string
+	// SecretKeys lets instances share (or rotate) keys; default: a fresh one.
+	SecretKeys string
+	// Clock, if set, replaces the system clock.
+	Clock *Clock
+	// Mail receives the app's email; default: a new server.
+	Mail *MailServer
+	// PollInterval for revocations; default 100ms in tests.
+	PollInterval time.Duration
+	// Listener, if set, is where the app serves (so a test can restart an
+	// instance on the same port).
+	Listener net.Listener
+}
+
+// App is the real Latchkey running on httptest.
+type App struct {
+	URL    string // http://localhost:PORT (BASE_URL)
+	Addr   string // 127.0.0.1:PORT
+	Mail   *MailServer
+	Clock  *Clock
+	App    *app.App
+	Config app.Config
+	Server *httptest.Server
+
+	stop sync.Once
+}
+
+// NewSecret returns a fresh base64 secret for SECRET_KEYS.
+func NewSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// StartApp starts Latchkey on loopback, reachable as http://localhost:PORT
+// (WebAuthn refuses IP addresses as RP IDs), with its mail going to an
+// in-process SMTP server. It stops when the test ends.
+func StartApp(tb testing.TB, o AppOptions) *App {
+	tb.Helper()
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if o.Mail == nil {
+		o.Mail = StartMailServer(tb, false)
+	}
+	if o.DatabasePath == "" {
+		o.DatabasePath = filepath.Join(tb.TempDir(), "latchkey.db")
+	}
+	if o.SecretKeys == "" {
+		o.SecretKeys = NewSecret()
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 100 * time.Millisecond
+	}
+	base := "http://localhost:" + strconv.Itoa(port)
+	env := map[string]string{
+		"BASE_URL":      base,
+		"LISTEN_ADDR":   ln.Addr().String(),
+		"DATABASE_PATH": o.DatabasePath,
+		"SECRET_KEYS":   o.SecretKeys,
+		"SMTP_URL":      o.Mail.URL(),
+		"SMTP_TIMEOUT":  "3s",
+	}
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	cfg, err := app.ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts := app.Options{
+		Logger:        slog.New(slog.NewTextHandler(testLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		SMTPTLSConfig: o.Mail.TLSConfig,
+		PollInterval:  o.PollInterval,
+		MailLog:       testLogWriter{tb},
+	}
+	if o.Clock != nil {
+		opts.Clock = o.Clock
+	}
+	a, err := app.New(context.Background(), cfg, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(a.Handler)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Config.ErrorLog = nil
+	srv.Start()
+	ta := &App{URL: base, Addr: ln.Addr().String(), Mail: o.Mail, Clock: o.Clock, App: a, Config: cfg, Server: srv}
+	tb.Cleanup(ta.Stop)
+	return ta
+}
+
+// Stop stops serving and closes the app (idempotent).
+func (a *App) Stop() {
+	a.stop.Do(func() {
+		a.Server.Close()
+		a.App.Close()
+	})
+}
+
+// Browser returns a new browser for this app.
+func (a *App) Browser(tb testing.TB) *Browser { return NewBrowser(tb, a.URL) }
+
+// testLogWriter sends the app's warnings and errors to the test log, while
+// the test runs.
+type testLogWriter struct{ tb testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	defer func() { recover() }() // a log line after the test ended is dropped
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,5 @@
+package views
+
+import "github.com/latchkey/latchkey/errs"
+
+func errMessage(err error) string { return errs.Message(err) }

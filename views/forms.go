@@ -1,0 +1,44 @@
+package views
+
+import "github.com/latchkey/latchkey/mail"
+
+// SignInForm is the sign-in page's form: the email field, where to go
+// afterwards, and what to tell the person.
+type SignInForm struct {
+	Email string
+	Next  string
+	// Error is about the email field (shown beside it).
+	Error string
+	// Problem is about the whole attempt, such as mail that could not be
+	// sent (shown above the form).
+	Problem string
+}
+
+// Validate normalises the email and reports whether it is acceptable,
+// setting Error to what the person should fix if not.
+func (f *SignInForm) Validate() bool {
+	email, err := mail.NormalizeAddress(f.Email)
+	if err != nil {
+		f.Error = errMessage(err)
+		return false
+	}
+	f.Email = email
+	return true
+}
+
+// EmailChangeForm is the account page's "change email" form.
+type EmailChangeForm struct {
+	Email string
+	Error string
+}
+
+// Validate normalises the new address.
+func (f *EmailChangeForm) Validate() bool {
+	email, err := mail.NormalizeAddress(f.Email)
+	if err != nil {
+		f.Error = errMessage(err)
+		return false
+	}
+	f.Email = email
+	return true
+}
