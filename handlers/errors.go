@@ -83,6 +83,7 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"status", status, "client", c.RealIP(), "err", err)
 	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	if code == errs.TooManyRequests {
 		if e, ok := errors.AsType[*retryError](err); ok {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(e.seconds))
@@ -97,6 +98,13 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 			h.log.Error("writing error response", "err", err)
 		}
 		return
+	}
+	if sessionOf(c) == nil {
+		// Requests that matched no route skipped loadSession; the page
+		// header should still know who is signed in (no refresh here).
+		if claims, err := h.tokens.VerifyAccess(cookieValue(c, cookieAccess)); err == nil {
+			c.Set(sessionContextKey, claims)
+		}
 	}
 	v := views.ErrorView{Status: status, Title: titles[code], Message: message}
 	v.ActionHref, v.ActionLabel = errorAction(c, code)

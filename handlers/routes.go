@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,23 +27,24 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Match(getHead, "/healthz", h.healthz, noStore)
 
 	// Pages and actions: cross-origin protection, a body limit, and the
-	// session from the cookies.
-	g := e.Group("", noStore, h.crossOriginProtection, limitBody, h.loadSession)
-	g.Match(getHead, "/", h.homePage)
-	g.Match(getHead, "/signin", h.signInPage)
-	g.POST("/signin/email", h.requestLink, h.limitClient)
-	g.Match(getHead, "/signin/sent", h.sentPage)
-	g.Match(getHead, "/signin/link", h.linkPage, noReferrer)
-	g.POST("/signin/link", h.consumeLink, noReferrer, h.limitClient)
-	g.POST("/signout", h.signOut)
+	// session from the cookies. (Route-level middleware rather than Echo
+	// groups: a group's middleware also swallows unmatched paths, turning
+	// 404s and 405s into its own answers.)
+	page := []echo.MiddlewareFunc{noStore, h.crossOriginProtection, limitBody, h.loadSession}
+	signedIn := append(slices.Clone(page), h.requireSession)
+	signIn := append(slices.Clone(page), h.limitClient)
+	link := append(slices.Clone(page), noReferrer)
 
-	signedIn := g.Group("", h.requireSession)
-	signedIn.Match(getHead, "/account", h.accountPage)
-	signedIn.POST("/signout/everywhere", h.signOutEverywhere)
+	e.Match(getHead, "/", h.homePage, page...)
+	e.Match(getHead, "/signin", h.signInPage, page...)
+	e.POST("/signin/email", h.requestLink, signIn...)
+	e.Match(getHead, "/signin/sent", h.sentPage, page...)
+	e.Match(getHead, "/signin/link", h.linkPage, link...)
+	e.POST("/signin/link", h.consumeLink, append(link, h.limitClient)...)
+	e.POST("/signout", h.signOut, page...)
 
-	// Unknown paths get the 404 page, with the session loaded so the
-	// header shows the right links.
-	g.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })
+	e.Match(getHead, "/account", h.accountPage, signedIn...)
+	e.POST("/signout/everywhere", h.signOutEverywhere, signedIn...)
 }
 
 // serveStatic serves the embedded assets. Pages reference them with a

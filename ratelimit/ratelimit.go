@@ -21,9 +21,14 @@ type Rate struct {
 func (r Rate) String() string { return strconv.Itoa(r.Limit) + "/" + shortDuration(r.Window) }
 
 func shortDuration(d time.Duration) string {
-	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	return strings.TrimSuffix(s, "0m")
+	s := d.String() // "10m0s", "1h0m0s"
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // ParseRate reads "3/15m" (three per fifteen minutes).

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestFirstRunNeedsNoConfiguration starts Latchkey the way `go run .` does
+// on a fresh checkout, with nothing configured but a free port: it creates
+// its database and secret, prints the emailed link to the log, and shuts
+// down cleanly on request.
+func TestFirstRunNeedsNoConfiguration(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{"LISTEN_ADDR": addr}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stderr) }()
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app did not start: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/signin/email", strings.NewReader(url.Values{"email": {"first@example.com"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /signin/email = %d", resp.StatusCode)
+	}
+
+	log := stderr.String()
+	if !strings.Contains(log, "DEVELOPMENT MAIL SENDER") ||
+		!regexp.MustCompile(`http://localhost:8080/signin/link\?token=[A-Za-z0-9_-]+`).MatchString(log) {
+		t.Errorf("the log does not show the emailed link:\n%s", log)
+	}
+	for path, mode := range map[string]os.FileMode{"data/latchkey.db": 0o600, "data/secret_keys": 0o600} {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if info.Mode().Perm() != mode {
+			t.Errorf("%s has mode %v, want %v", path, info.Mode().Perm(), mode)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after shutdown", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the app did not shut down")
+	}
+	if !strings.Contains(stderr.String(), "stopped") {
+		t.Error("no clean-shutdown message")
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out syncBuffer
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out)
+	if err == nil {
+		t.Fatal("-h did not stop the program")
+	}
+	for _, name := range []string{"LISTEN_ADDR", "BASE_URL", "DATABASE_PATH", "SMTP_URL", "MAIL_FROM", "SECRET_KEYS",
+		"TRUSTED_PROXIES", "ACCESS_TOKEN_TTL", "SESSION_IDLE_TTL", "SESSION_MAX_TTL", "LINK_TTL", "REAUTH_TTL"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("-h does not mention %s", name)
+		}
+	}
+}
+
+func TestBadConfigurationIsExplained(t *testing.T) {
+	var out syncBuffer
+	env := map[string]string{"BASE_URL": "http://example.com", "LINK_TTL": "soon", "SECRET_KEYS": "c2hvcnQ="}
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, &out)
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, want := range []string{"BASE_URL", "localhost only", "LINK_TTL", "SECRET_KEYS", "at least 32"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
+	}
+}

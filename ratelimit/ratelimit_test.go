@@ -1,0 +1,72 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSlidingWindow(t *testing.T) {
+	l := New(Rate{Limit: 3, Window: 15 * time.Minute}, 100)
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 3 {
+		if ok, _ := l.Allow("a", now.Add(time.Duration(i)*time.Minute)); !ok {
+			t.Fatalf("event %d refused", i+1)
+		}
+	}
+	ok, wait := l.Allow("a", now.Add(5*time.Minute))
+	if ok || wait != 10*time.Minute {
+		t.Errorf("fourth event: ok=%v wait=%v, want refused, 10m", ok, wait)
+	}
+	if ok, _ := l.Allow("b", now); !ok {
+		t.Error("another key is limited")
+	}
+	// Exactly one window after the first event, one more is allowed; not
+	// two (the log slides, it does not reset).
+	if ok, _ := l.Allow("a", now.Add(15*time.Minute)); !ok {
+		t.Error("refused after the first event left the window")
+	}
+	if ok, _ := l.Allow("a", now.Add(15*time.Minute+time.Second)); ok {
+		t.Error("allowed a fourth event within 15 minutes")
+	}
+}
+
+func TestKeysAreBounded(t *testing.T) {
+	l := New(Rate{Limit: 1, Window: time.Minute}, 2)
+	now := time.Now()
+	l.Allow("a", now)
+	l.Allow("b", now)
+	if ok, _ := l.Allow("c", now); ok {
+		t.Error("a third key was tracked past the bound")
+	}
+	if ok, _ := l.Allow("c", now.Add(2*time.Minute)); !ok {
+		t.Error("expired keys were not swept to make room")
+	}
+	if l.Len() != 1 {
+		t.Errorf("%d keys tracked", l.Len())
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	if r, err := ParseRate("30/10m"); err != nil || r.Limit != 30 || r.Window != 10*time.Minute || r.String() != "30/10m" {
+		t.Errorf("%+v %v %s", r, err, r)
+	}
+	for _, bad := range []string{"", "30", "x/10m", "0/10m", "3/0s", "3/48h", "3/soon"} {
+		if _, err := ParseRate(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.7":          "203.0.113.7",
+		"::ffff:203.0.113.7":   "203.0.113.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"garbage":              "invalid",
+	} {
+		if got := ClientKey(in); got != want {
+			t.Errorf("ClientKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package tests
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/tests/testkit"
+)
+
+// forge builds a JWT from a header and claims, signed by sign (or
+// unsigned when sign is nil).
+func forge(header, claims map[string]any, sign func([]byte) []byte) string {
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	input := enc(header) + "." + enc(claims)
+	if sign == nil {
+		return input + "."
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sign([]byte(input)))
+}
+
+func TestAttacksOnTheAccessCookie(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+	victim := a.Browser(t)
+	signIn(t, a, victim, "walt@example.com")
+	other := a.Browser(t)
+	signIn(t, a, other, "xena@example.com")
+
+	good := victim.Cookie("__Host-at")
+	parts := strings.Split(good, ".")
+	header, claims := tokenHeader(t, good), tokenClaims(t, good)
+	kid := header["kid"].(string)
+
+	var jwks struct {
+		Keys []struct{ Kid, X string }
+	}
+	if err := json.Unmarshal([]byte(a.Browser(t).Get("/.well-known/jwks.json").Body), &jwks); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].X)
+	_, foreign, _ := ed25519.GenerateKey(rand.Reader)
+
+	with := func(m map[string]any, k string, v any) map[string]any {
+		out := map[string]any{}
+		for kk, vv := range m {
+			out[kk] = vv
+		}
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+		return out
+	}
+	editedPayload := func(k string, v any) string {
+		b, _ := json.Marshal(with(claims, k, v))
+		return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
+	}
+
+	attacks := map[string]string{
+		"alg none":     forge(with(header, "alg", "none"), claims, nil),
+		"alg none sig": forge(with(header, "alg", "none"), claims, func([]byte) []byte { return []byte("x") }),
+		"HS256 with public key": forge(with(header, "alg", "HS256"), claims, func(in []byte) []byte {
+			m := hmac.New(sha256.New, pub)
+			m.Write(in)
+			return m.Sum(nil)
+		}),
+		"foreign EdDSA key, our kid": forge(header, claims, func(in []byte) []byte { return ed25519.Sign(foreign, in) }),
+		"edited sub":                 editedPayload("sub", tokenClaims(t, other.Cookie("__Host-at"))["sub"]),
+		"edited exp":                 editedPayload("exp", time.Now().Add(24*time.Hour).Unix()),
+		"edited amr":                 editedPayload("amr", []string{"hwk", "user"}),
+		"stripped signature":         parts[0] + "." + parts[1] + ".",
+		"no signature part":          parts[0] + "." + parts[1],
+		"padded base64":              parts[0] + "." + parts[1] + "." + parts[2] + "==",
+		"standard base64 alphabet":   strings.NewReplacer("-", "+", "_", "/").Replace(good) + "+",
+		"refresh token as access":    victim.Cookie("__Host-rt"),
+		"garbage":                    "x.y.z",
+		"empty parts":                "..",
+		"huge":                       strings.Repeat("A", 4000),
+	}
+	for name, kidValue := range map[string]any{
+		"kid path traversal": "../../../../etc/passwd",
+		"kid empty":          "",
+		"kid huge":           strings.Repeat("k", 10000),
+		"kid number":         12345,
+		"kid object":         map[string]any{"kid": kid},
+		"kid array":          []string{kid},
+		"kid null":           nil,
+		"kid sql":            "' OR 1=1 --",
+	} {
+		h := with(header, "kid", kidValue)
+		if kidValue == nil {
+			h = with(header, "kid", nil)
+		}
+		attacks[name] = forge(h, claims, func(in []byte) []byte { return ed25519.Sign(foreign, in) })
+	}
+	attacks["typ missing"] = forge(with(header, "typ", nil), claims, func(in []byte) []byte { return ed25519.Sign(foreign, in) })
+
+	for name, tok := range attacks {
+		t.Run(name, func(t *testing.T) {
+			b := a.Browser(t)
+			b.SetCookie("__Host-at", tok)
+			r := b.Get("/account")
+			if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/signin") {
+				t.Fatalf("GET /account with a forged token = %d %q, want 303 to /signin", r.StatusCode, r.Header.Get("Location"))
+			}
+			if signedIn(t, b) {
+				t.Fatal("home page shows signed in")
+			}
+		})
+	}
+
+	// The real token works (so the attacks failed on their merits)...
+	if !signedIn(t, victim) {
+		t.Fatal("the genuine token does not work")
+	}
+	// ...until it expires; without a refresh token, that is the end.
+	expired := a.Browser(t)
+	expired.SetCookie("__Host-at", good)
+	clock.Advance(10*time.Minute + 2*time.Second)
+	if signedIn(t, expired) {
+		t.Error("an expired access token without a refresh token still signs in")
+	}
+}

@@ -1,0 +1,185 @@
+package tests
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/latchkey/latchkey/tests/testkit"
+)
+
+const wantCSP = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	for _, r := range []*testkit.Response{
+		b.Get("/"), b.Get("/signin"), b.Get("/no/such/page"), b.Get("/signin/link?token=x"),
+		b.Post("/signin/email", url.Values{"email": {"x"}}),
+	} {
+		for h, want := range map[string]string{
+			"Content-Security-Policy":    wantCSP,
+			"X-Content-Type-Options":     "nosniff",
+			"Cross-Origin-Opener-Policy": "same-origin",
+			"X-Frame-Options":            "DENY",
+		} {
+			if got := r.Header.Get(h); got != want {
+				t.Errorf("%s %s: %s = %q, want %q", r.Request.Method, r.Request.URL, h, got, want)
+			}
+		}
+		if r.Header.Get("Referrer-Policy") == "" {
+			t.Errorf("%s: no Referrer-Policy", r.Request.URL)
+		}
+		if r.Header.Get("Strict-Transport-Security") != "" {
+			t.Errorf("%s: HSTS on an http:// BASE_URL", r.Request.URL)
+		}
+		if r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s: CORS header present", r.Request.URL)
+		}
+		if !strings.Contains(r.Header.Get("Content-Type"), "charset=") {
+			t.Errorf("%s: Content-Type %q has no charset", r.Request.URL, r.Header.Get("Content-Type"))
+		}
+	}
+	// Behind TLS termination (BASE_URL https), HSTS is on.
+	tls := testkit.StartApp(t, testkit.AppOptions{Env: map[string]string{"BASE_URL": "https://localhost:1"}})
+	r := testkit.NewBrowser(t, tls.URL).Get("/")
+	if got := r.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
+		t.Errorf("https BASE_URL: Strict-Transport-Security %q", got)
+	}
+}
+
+func TestCrossOriginPostsAreRefused(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "uma@example.com")
+	post := func(headers map[string]string) *testkit.Response {
+		req, _ := http.NewRequest(http.MethodPost, a.URL+"/signout/everywhere", nil)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		return b.Do(req)
+	}
+	for name, h := range map[string]map[string]string{
+		"cross-site":          {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+		"same-site":           {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.localhost"},
+		"old browser, Origin": {"Origin": "https://evil.example"},
+	} {
+		r := post(h)
+		expectPage(t, r, http.StatusForbidden, "another website")
+		if !signedIn(t, b) {
+			t.Fatalf("%s: the cross-origin request took effect", name)
+		}
+	}
+	// CORS: a preflight gets no permission.
+	req, _ := http.NewRequest(http.MethodOptions, a.URL+"/signin/email", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	if r := b.Do(req); r.Header.Get("Access-Control-Allow-Origin") != "" || r.Header.Get("Access-Control-Allow-Methods") != "" {
+		t.Error("preflight answered with CORS permissions")
+	}
+}
+
+func TestErrorPagesHaveTheRightStatus(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	expectPage(t, b.Get("/no/such/page"), http.StatusNotFound, "Page not found", `href="/"`)
+	expectPage(t, b.Get("/static/nothing.js"), http.StatusNotFound, "Page not found")
+	for _, path := range []string{"/", "/signin", "/no/such/page", "/account"} {
+		req, _ := http.NewRequest(http.MethodTrace, a.URL+path, nil)
+		expectStatus(t, b.Do(req), http.StatusMethodNotAllowed)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, a.URL+"/signin", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	expectPage(t, b.Do(req), http.StatusMethodNotAllowed, "Method not allowed")
+	// A body over 64 KB: 413, whether it says so up front or not.
+	big := url.Values{"email": {strings.Repeat("a", 70<<10)}}
+	expectPage(t, b.Post("/signin/email", big), http.StatusRequestEntityTooLarge, "64 KB")
+	req, _ = http.NewRequest(http.MethodPost, a.URL+"/signin/email", strings.NewReader(big.Encode()))
+	req.ContentLength = -1 // chunked
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	expectPage(t, b.Do(req), http.StatusRequestEntityTooLarge)
+	// A malformed form body.
+	req, _ = http.NewRequest(http.MethodPost, a.URL+"/signin/link", strings.NewReader("token=%zz"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	expectPage(t, b.Do(req), http.StatusBadRequest)
+	// Health.
+	expectStatus(t, b.Get("/healthz"), http.StatusOK)
+}
+
+func TestPerAddressLimitAnswersTheSameAndSendsNothing(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	var first *testkit.Response
+	for i := range 5 {
+		// Different clients, same address: the limit is the address's.
+		b := a.Browser(t)
+		b.Header.Set("X-Forwarded-For", "203.0.113."+strconv.Itoa(i))
+		r := b.Post("/signin/email", url.Values{"email": {"vic@example.com"}})
+		expectStatus(t, r, http.StatusSeeOther)
+		if first == nil {
+			first = r
+		} else if r.Header.Get("Location") != first.Header.Get("Location") || r.Body != first.Body ||
+			len(r.Cookies()) != len(first.Cookies()) {
+			t.Errorf("request %d answered differently", i+1)
+		}
+	}
+	if n := len(a.Mail.MailsTo("vic@example.com")); n != 3 {
+		t.Errorf("%d emails to one address, want 3 (RATE_LIMIT_EMAIL 3/15m)", n)
+	}
+}
+
+func TestPerClientLimitGives429WithRetryAfter(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	for i := range 30 {
+		r := b.Post("/signin/link", url.Values{"token": {"garbage"}})
+		expectStatus(t, r, http.StatusBadRequest)
+		_ = i
+	}
+	r := b.Post("/signin/link", url.Values{"token": {"garbage"}})
+	expectPage(t, r, http.StatusTooManyRequests, "Too many attempts")
+	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 600 {
+		t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	// Another route has its own count.
+	expectStatus(t, b.Post("/signin/email", url.Values{"email": {"x@example.com"}}), http.StatusSeeOther)
+	// Without TRUSTED_PROXIES, X-Forwarded-For changes nothing.
+	b.Header.Set("X-Forwarded-For", "198.51.100.7")
+	expectStatus(t, b.Post("/signin/link", url.Values{"token": {"garbage"}}), http.StatusTooManyRequests)
+}
+
+func TestTrustedProxiesDecideTheClientAddress(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{Env: map[string]string{
+		"TRUSTED_PROXIES": "127.0.0.1/32", "RATE_LIMIT_SIGNIN": "2/10m"}})
+	try := func(xff string) int {
+		b := a.Browser(t)
+		if xff != "" {
+			b.Header.Set("X-Forwarded-For", xff)
+		}
+		return b.Post("/signin/link", url.Values{"token": {"garbage"}}).StatusCode
+	}
+	// Behind the trusted proxy, each client is counted on its own.
+	for range 2 {
+		if c := try("198.51.100.1"); c != http.StatusBadRequest {
+			t.Fatalf("client 1: %d", c)
+		}
+	}
+	if c := try("198.51.100.1"); c != http.StatusTooManyRequests {
+		t.Errorf("client 1 third attempt: %d, want 429", c)
+	}
+	if c := try("198.51.100.2"); c != http.StatusBadRequest {
+		t.Errorf("client 2: %d, want 400", c)
+	}
+	// A client cannot choose its address by prepending to the header: the
+	// proxy's entry (rightmost untrusted) counts.
+	if c := try("203.0.113.9, 198.51.100.1"); c != http.StatusTooManyRequests {
+		t.Errorf("spoofed prefix: %d, want 429", c)
+	}
+	// Garbage in the header falls back to the peer address.
+	if c := try("not-an-ip"); c != http.StatusBadRequest {
+		t.Errorf("garbage XFF: %d", c)
+	}
+}

@@ -1,0 +1,195 @@
+package tests
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/tests/testkit"
+)
+
+func TestAccountPageAndHomeFromTheTokenAlone(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+
+	// Signed out: the account page sends you to sign in, and back.
+	r := b.Get("/account")
+	expectStatus(t, r, http.StatusSeeOther)
+	if loc := r.Header.Get("Location"); loc != "/signin?next=%2Faccount" {
+		t.Errorf("Location %q, want /signin?next=%%2Faccount", loc)
+	}
+	if signedIn(t, b) {
+		t.Fatal("home page says signed in before signing in")
+	}
+
+	signIn(t, a, b, "nina@example.com")
+	expectPage(t, b.Get("/account"), http.StatusOK, "nina@example.com", "Sign out", "Sign out everywhere")
+	home := b.Get("/")
+	expectPage(t, home, http.StatusOK, "You're signed in", "with an email link")
+	if strings.Contains(home.Body, "nina") {
+		t.Error("the home page shows the email, which the token does not hold")
+	}
+	// The home page is rendered from the token even with the database
+	// gone (it reads nothing from it).
+	a.App.DB.Close()
+	expectPage(t, b.Get("/"), http.StatusOK, "You're signed in")
+}
+
+func TestSilentRefresh(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+	b := a.Browser(t)
+	signIn(t, a, b, "olga@example.com")
+	oldAccess, oldRefresh := b.Cookie("__Host-at"), b.Cookie("__Host-rt")
+	sid := tokenClaims(t, oldAccess)["sid"]
+
+	// The access token expires (the server's clock moves on); the refresh
+	// token is still good: the request goes through with new cookies.
+	clock.Advance(11 * time.Minute)
+	r := b.Get("/account")
+	expectPage(t, r, http.StatusOK, "olga@example.com")
+	if setCookieHeader(r, "__Host-at") == "" || setCookieHeader(r, "__Host-rt") == "" {
+		t.Fatal("no new cookies after a refresh")
+	}
+	newAccess := b.Cookie("__Host-at")
+	if newAccess == oldAccess || b.Cookie("__Host-rt") == oldRefresh {
+		t.Error("tokens were not rotated")
+	}
+	c := tokenClaims(t, newAccess)
+	if c["sid"] != sid {
+		t.Errorf("sid changed across a refresh: %v -> %v", sid, c["sid"])
+	}
+	if c["auth_time"] != tokenClaims(t, oldAccess)["auth_time"] {
+		t.Error("auth_time changed across a refresh")
+	}
+
+	// A missing access cookie (the browser dropped it) refreshes too.
+	b.DeleteCookie("__Host-at")
+	expectPage(t, b.Get("/account"), http.StatusOK, "olga@example.com")
+
+	// Idle longer than SESSION_IDLE_TTL: the session is over.
+	clock.Advance(169 * time.Hour)
+	r = b.Get("/account")
+	expectStatus(t, r, http.StatusSeeOther)
+}
+
+func TestSessionEndsAtItsAbsoluteLimit(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, Env: map[string]string{
+		"SESSION_IDLE_TTL": "2h", "SESSION_MAX_TTL": "5h", "ACCESS_TOKEN_TTL": "10m"}})
+	b := a.Browser(t)
+	signIn(t, a, b, "pam@example.com")
+	// Used every 90 minutes, it never idles out, but it ends 5 h after the
+	// sign-in.
+	for i := range 3 {
+		clock.Advance(90 * time.Minute)
+		if !signedIn(t, b) {
+			t.Fatalf("signed out after %d × 90 min", i+1)
+		}
+	}
+	clock.Advance(90 * time.Minute) // 6 h after sign-in
+	if signedIn(t, b) {
+		t.Error("still signed in past SESSION_MAX_TTL")
+	}
+}
+
+func TestSignOutEndsThisSessionEverywhereItsTokensAre(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "quinn@example.com")
+	thief := a.Browser(t)
+	b.CopyCookies(thief) // the same session's tokens, somewhere else
+	other := a.Browser(t)
+	signIn(t, a, other, "quinn@example.com") // another session of the same user
+	if !signedIn(t, thief) {
+		t.Fatal("copied cookies do not work before sign-out")
+	}
+	stolenAccess, stolenRefresh := thief.Cookie("__Host-at"), thief.Cookie("__Host-rt")
+
+	r := b.Post("/signout", nil)
+	expectStatus(t, r, http.StatusSeeOther)
+	for _, name := range []string{"__Host-at", "__Host-rt"} {
+		if line := setCookieHeader(r, name); !strings.Contains(line, "Max-Age=0") {
+			t.Errorf("sign-out does not clear %s: %q", name, line)
+		}
+	}
+	if signedIn(t, b) {
+		t.Error("still signed in after sign-out")
+	}
+	if signedIn(t, thief) {
+		t.Error("the session's copied tokens still work after sign-out")
+	}
+	// Each token alone, replayed: the access token fails on the request
+	// path, the refresh token fails at refresh.
+	for _, only := range []string{"__Host-at", "__Host-rt"} {
+		replay := a.Browser(t)
+		if only == "__Host-at" {
+			replay.SetCookie(only, stolenAccess)
+		} else {
+			replay.SetCookie(only, stolenRefresh)
+		}
+		if signedIn(t, replay) {
+			t.Errorf("replayed %s still works after sign-out", only)
+		}
+	}
+	if !signedIn(t, other) {
+		t.Error("signing out one session ended another")
+	}
+}
+
+func TestSignOutEverywhereEndsEverySession(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b1, b2 := a.Browser(t), a.Browser(t)
+	signIn(t, a, b1, "rita@example.com")
+	signIn(t, a, b2, "rita@example.com")
+	bystander := a.Browser(t)
+	signIn(t, a, bystander, "sam@example.com")
+
+	expectStatus(t, b1.Post("/signout/everywhere", nil), http.StatusSeeOther)
+	if signedIn(t, b1) || signedIn(t, b2) {
+		t.Error("a session survived sign-out everywhere")
+	}
+	if !signedIn(t, bystander) {
+		t.Error("another user's session ended")
+	}
+	// A sign-in right after works: token times carry milliseconds.
+	time.Sleep(time.Millisecond)
+	signIn(t, a, b2, "rita@example.com")
+	if !signedIn(t, b2) {
+		t.Error("signing in again right after sign-out everywhere does not stick")
+	}
+	// Signed out, the action itself sends you to sign in.
+	r := a.Browser(t).Post("/signout/everywhere", nil)
+	expectStatus(t, r, http.StatusSeeOther)
+	if !strings.HasPrefix(r.Header.Get("Location"), "/signin") {
+		t.Errorf("signed-out POST /signout/everywhere → %q", r.Header.Get("Location"))
+	}
+}
+
+func TestRevocationReachesAnotherInstanceWithinSeconds(t *testing.T) {
+	secret := testkit.NewSecret()
+	dbPath := t.TempDir() + "/shared.db"
+	mail := testkit.StartMailServer(t, false)
+	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
+	// Both instances sit behind one public origin (a load balancer).
+	bInst := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
+		Env: map[string]string{"BASE_URL": a.URL}})
+
+	onA := a.Browser(t)
+	signIn(t, a, onA, "tina@example.com")
+	onB := bInst.Browser(t)
+	onB.SetCookie("__Host-at", onA.Cookie("__Host-at"))
+	if !signedIn(t, onB) {
+		t.Fatal("instance B does not accept instance A's token")
+	}
+	expectStatus(t, onA.Post("/signout", url.Values{}), http.StatusSeeOther)
+	deadline := time.Now().Add(2 * time.Second)
+	for signedIn(t, onB) {
+		if time.Now().After(deadline) {
+			t.Fatal("instance B still accepts the token 2 s after sign-out on A")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
