@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"io"
 	"crypto/rand"
 	"encoding/base64"
 	"log/slog"
@@ -52,6 +53,9 @@ type AppOptions struct {
 	Clock *Clock
 	// Mail receives the app's email; default: a new server.
 	Mail *MailServer
+	// MailLog, if set, replaces SMTP: the development sender writes every
+	// email here (benchmarks use io.Discard to leave SMTP out).
+	MailLog io.Writer
 	// PollInterval for revocations; default 100ms in tests.
 	PollInterval time.Duration
 	// Listener, if set, is where the app serves (so a test can restart an
@@ -92,7 +96,7 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 		}
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	if o.Mail == nil {
+	if o.Mail == nil && o.MailLog == nil {
 		o.Mail = StartMailServer(tb, false)
 	}
 	if o.DatabasePath == "" {
@@ -110,8 +114,10 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 		"LISTEN_ADDR":   ln.Addr().String(),
 		"DATABASE_PATH": o.DatabasePath,
 		"SECRET_KEYS":   o.SecretKeys,
-		"SMTP_URL":      o.Mail.URL(),
 		"SMTP_TIMEOUT":  "3s",
+	}
+	if o.Mail != nil {
+		env["SMTP_URL"] = o.Mail.URL()
 	}
 	for k, v := range o.Env {
 		env[k] = v
@@ -121,10 +127,12 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 		tb.Fatal(err)
 	}
 	opts := app.Options{
-		Logger:        slog.New(slog.NewTextHandler(testLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		SMTPTLSConfig: o.Mail.TLSConfig,
-		PollInterval:  o.PollInterval,
-		MailLog:       testLogWriter{tb},
+		Logger:       slog.New(slog.NewTextHandler(testLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelError})),
+		PollInterval: o.PollInterval,
+		MailLog:      o.MailLog,
+	}
+	if o.Mail != nil {
+		opts.SMTPTLSConfig = o.Mail.TLSConfig
 	}
 	if o.Clock != nil {
 		opts.Clock = o.Clock
