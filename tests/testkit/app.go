@@ -2,9 +2,9 @@ package testkit
 
 import (
 	"context"
-	"io"
 	"crypto/rand"
 	"encoding/base64"
+	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
