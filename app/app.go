@@ -40,8 +40,9 @@ type App struct {
 	Revocations *auth.Revocations
 	Keys        *auth.Keys
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	handlers *handlers.Handler
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // New builds the app from cfg. Close stops it.
@@ -108,6 +109,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		MaxTTL:    cfg.MaxTTL,
 	}, keys, opts.Clock, revocations)
 
+	passkeys, err := auth.NewPasskeys(cfg.BaseURL, keys, opts.Clock, log)
+	if err != nil {
+		database.Close()
+		return nil, fmt.Errorf("WebAuthn: %w", err)
+	}
 	h, err := handlers.New(handlers.Config{
 		BaseURL:    cfg.BaseURL,
 		LinkTTL:    cfg.LinkTTL,
@@ -118,7 +124,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		SignInRate: cfg.SignInRate,
 	}, handlers.Deps{
 		DB: database, Keys: keys, Tokens: tokens, Revocations: revocations,
-		Mailer: sender, Clock: opts.Clock, Logger: log,
+		Passkeys: passkeys, Mailer: sender, Clock: opts.Clock, Logger: log,
 	})
 	if err != nil {
 		database.Close()
@@ -132,7 +138,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	h.Register(e)
 
 	pollCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	a := &App{Handler: e, DB: database, Revocations: revocations, Keys: keys, stop: stop}
+	a := &App{Handler: e, DB: database, Revocations: revocations, Keys: keys, handlers: h, stop: stop}
 	a.wg.Go(func() { poller.Run(pollCtx) })
 	return a, nil
 }
@@ -154,9 +160,11 @@ func ipExtractor(cfg Config) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// Close stops the poller and closes the database.
+// Close stops the poller, waits for emails still being sent, and closes
+// the database.
 func (a *App) Close() error {
 	a.stop()
 	a.wg.Wait()
+	a.handlers.Wait()
 	return a.DB.Close()
 }

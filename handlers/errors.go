@@ -78,6 +78,15 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if re, ok := errors.AsType[*reauthError](err); ok {
+		if !isJSONEndpoint(c) {
+			if err := c.Redirect(http.StatusSeeOther, re.to); err != nil {
+				h.log.Error("redirecting to step-up", "err", err)
+			}
+			return
+		}
+		err = &redirectError{err: errReauthRequired, to: re.to}
+	}
 	code, message, status := h.classify(err)
 	if status >= 500 {
 		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
@@ -93,6 +102,9 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 		body := map[string]string{"error": code, "message": message}
 		if e, ok := errors.AsType[*redirectError](err); ok {
 			body["redirect"] = e.to
+		}
+		if e, ok := errors.AsType[*unknownCredentialError](err); ok {
+			body["credential"] = e.id
 		}
 		if err := c.JSON(status, body); err != nil {
 			h.log.Error("writing error response", "err", err)

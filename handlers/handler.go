@@ -38,6 +38,7 @@ type Handler struct {
 	keys        *auth.Keys
 	tokens      *auth.Tokens
 	revocations *auth.Revocations
+	passkeys    *auth.Passkeys
 	mailer      mail.Sender
 	clock       auth.Clock
 	log         *slog.Logger
@@ -46,7 +47,8 @@ type Handler struct {
 	clientLimiter *ratelimit.Limiter
 	crossOrigin   *http.CrossOriginProtection
 
-	buffers sync.Pool // *bytes.Buffer for rendering pages
+	buffers    sync.Pool      // *bytes.Buffer for rendering pages
+	background sync.WaitGroup // notices being sent
 }
 
 // Deps are the Handler's dependencies, built in the app package.
@@ -55,6 +57,7 @@ type Deps struct {
 	Keys        *auth.Keys
 	Tokens      *auth.Tokens
 	Revocations *auth.Revocations
+	Passkeys    *auth.Passkeys
 	Mailer      mail.Sender
 	Clock       auth.Clock
 	Logger      *slog.Logger
@@ -73,7 +76,7 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		cfg: cfg, db: d.DB, keys: d.Keys, tokens: d.Tokens, revocations: d.Revocations,
-		mailer: d.Mailer, clock: d.Clock, log: d.Logger,
+		passkeys: d.Passkeys, mailer: d.Mailer, clock: d.Clock, log: d.Logger,
 		emailLimiter:  ratelimit.New(cfg.EmailRate, maxLimiterKeys),
 		clientLimiter: ratelimit.New(cfg.SignInRate, maxLimiterKeys),
 		crossOrigin:   cop,

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"net/http"
 	"time"
@@ -60,7 +59,7 @@ func (h *Handler) consumeLink(c echo.Context) error {
 	case auth.LinkSignIn:
 		u, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMilli())
 	case auth.LinkSignUp:
-		u, _, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMilli(), newUserHandle(), h.clock.Now())
+		u, _, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMilli(), auth.NewUserHandle(), h.clock.Now())
 	default:
 		return errWrongLinkKind
 	}
@@ -83,14 +82,6 @@ func (h *Handler) isRequestingBrowser(c echo.Context, requestID []byte) bool {
 	}
 	id, err := h.keys.Open(auth.PurposeLinkRequest, v, h.clock.Now())
 	return err == nil && subtle.ConstantTimeCompare(id, requestID) == 1
-}
-
-// newUserHandle returns a random user handle: the WebAuthn user id and the
-// token subject, never derived from the email.
-func newUserHandle() []byte {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return b
 }
 
 func timeUnix(sec int64) time.Time { return time.Unix(sec, 0) }

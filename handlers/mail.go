@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"bytes"
+	"context"
+	"time"
+
 	"github.com/a-h/templ"
-	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/errs"
 	"github.com/latchkey/latchkey/mail"
@@ -11,18 +14,43 @@ import (
 // sendEmail renders and sends one email. A failure to send becomes an
 // errs.Unavailable error whose message tells the person to try again; the
 // cause is logged, never shown.
-func (h *Handler) sendEmail(c echo.Context, to, subject string, html, text templ.Component) error {
-	htmlBody, err := h.renderString(c, html)
+func (h *Handler) sendEmail(ctx context.Context, to, subject string, html, text templ.Component) error {
+	htmlBody, err := renderString(ctx, html)
 	if err != nil {
 		return err
 	}
-	textBody, err := h.renderString(c, text)
+	textBody, err := renderString(ctx, text)
 	if err != nil {
 		return err
 	}
-	if err := h.mailer.Send(c.Request().Context(), mail.Message{To: to, Subject: subject, Text: textBody, HTML: htmlBody}); err != nil {
+	if err := h.mailer.Send(ctx, mail.Message{To: to, Subject: subject, Text: textBody, HTML: htmlBody}); err != nil {
 		h.log.Error("sending email failed", "subject", subject, "err", err)
 		return errs.Wrap(err, errs.Unavailable, "We couldn't send the email just now. Nothing was changed; please try again in a minute.")
 	}
 	return nil
+}
+
+// noticeTimeout bounds sending a notice in the background.
+const noticeTimeout = time.Minute
+
+// sendLater sends an email after the response, so a slow mail server never
+// delays the person; failures are logged. Wait blocks until every such
+// email is done (graceful shutdown).
+func (h *Handler) sendLater(to, subject string, html, text templ.Component) {
+	h.background.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout)
+		defer cancel()
+		_ = h.sendEmail(ctx, to, subject, html, text)
+	})
+}
+
+// Wait waits for emails being sent in the background.
+func (h *Handler) Wait() { h.background.Wait() }
+
+func renderString(ctx context.Context, comp templ.Component) (string, error) {
+	var b bytes.Buffer
+	if err := comp.Render(ctx, &b); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }

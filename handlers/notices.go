@@ -9,10 +9,11 @@ import (
 	"github.com/latchkey/latchkey/views"
 )
 
-// sendNotice emails the account holder about something that happened,
-// saying when and from what kind of browser. Notices never carry a link
-// that signs anyone in.
-func (h *Handler) sendNotice(c echo.Context, to, subject string, paragraphs ...string) error {
+// sendNotice emails the account holder, after the response, about
+// something done on their account, saying when and from what kind of
+// browser. Notices never carry a link that signs anyone in, and notices of
+// the owner's own actions are not rate limited.
+func (h *Handler) sendNotice(c echo.Context, to, subject string, paragraphs ...string) {
 	e := views.NoticeEmail{
 		Subject:    subject,
 		Paragraphs: paragraphs,
@@ -21,7 +22,17 @@ func (h *Handler) sendNotice(c echo.Context, to, subject string, paragraphs ...s
 		IfNotYou:   "Sign in at " + h.absoluteURL("/signin") + " and choose \"Sign out everywhere\" on your account page, then review your passkeys and email address.",
 		Host:       h.cfg.BaseURL.Host,
 	}
-	return h.sendEmail(c, to, subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+	h.sendLater(to, subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+}
+
+func (h *Handler) passkeyAddedNotice(c echo.Context, u *db.User, cred *db.Credential) {
+	h.sendNotice(c, u.Email, "A passkey was added to your "+views.SiteName+" account",
+		"A new passkey, \""+cred.Name+"\", was added to your account. It can now sign in to your account on its own.")
+}
+
+func (h *Handler) passkeyRemovedNotice(c echo.Context, u *db.User, cred *db.Credential) {
+	h.sendNotice(c, u.Email, "A passkey was removed from your "+views.SiteName+" account",
+		"The passkey \""+cred.Name+"\" was removed from your account. It can no longer sign in.")
 }
 
 // sendPasskeyOnlyNotice answers a link request for a passkey-only account:
@@ -37,7 +48,7 @@ func (h *Handler) sendPasskeyOnlyNotice(c echo.Context, u *db.User) error {
 		IfNotYou: "You don't need to do anything: without one of your passkeys nobody can sign in.",
 		Host:     h.cfg.BaseURL.Host,
 	}
-	return h.sendEmail(c, u.Email, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+	return h.sendEmail(c.Request().Context(), u.Email, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
 }
 
 // describeBrowser names the kind of browser and system from a User-Agent,

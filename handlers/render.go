@@ -42,12 +42,3 @@ func (h *Handler) render(c echo.Context, status int, page templ.Component) error
 func (h *Handler) page(c echo.Context, title string) views.Page {
 	return views.Page{Title: title, SignedIn: sessionOf(c) != nil}
 }
-
-// renderString renders a component to a string (for emails).
-func (h *Handler) renderString(c echo.Context, comp templ.Component) (string, error) {
-	var b bytes.Buffer
-	if err := comp.Render(c.Request().Context(), &b); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}

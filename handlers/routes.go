@@ -42,9 +42,16 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Match(getHead, "/signin/link", h.linkPage, link...)
 	e.POST("/signin/link", h.consumeLink, append(link, h.limitClient)...)
 	e.POST("/signout", h.signOut, page...)
+	e.POST("/signin/passkey/begin", h.beginPasskeySignIn, signIn...)
+	e.POST("/signin/passkey/finish", h.finishPasskeySignIn, signIn...)
 
 	e.Match(getHead, "/account", h.accountPage, signedIn...)
 	e.POST("/signout/everywhere", h.signOutEverywhere, signedIn...)
+	e.Match(getHead, "/account/reauth", h.reauthPage, signedIn...)
+	e.POST("/account/passkeys/begin", h.beginPasskeyRegistration, signedIn...)
+	e.POST("/account/passkeys/finish", h.finishPasskeyRegistration, signedIn...)
+	e.POST("/account/passkeys/:id/rename", h.renamePasskey, signedIn...)
+	e.POST("/account/passkeys/:id/delete", h.deletePasskey, signedIn...)
 }
 
 // serveStatic serves the embedded assets. Pages reference them with a

@@ -80,7 +80,7 @@ func (h *Handler) sendLink(c echo.Context, l *auth.Link, purpose, oldEmail strin
 		Purpose:  purpose,
 		OldEmail: oldEmail,
 	}
-	return h.sendEmail(c, l.Email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e))
+	return h.sendEmail(c.Request().Context(), l.Email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e))
 }
 
 // linkRequestID returns this browser's link-request id from its cookie, or

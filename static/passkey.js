@@ -1,12 +1,252 @@
-// Latchkey's only script: passkeys. Without it (or without WebAuthn) the
-// pages still work; the passkey buttons stay hidden.
+// Latchkey's only script: passkeys. Without it (or without WebAuthn) every
+// page still works and the passkey buttons stay hidden; the email link is
+// always there.
 "use strict";
 
-(function () {
+(() => {
 	if (!window.PublicKeyCredential || !navigator.credentials) {
 		return;
 	}
 	for (const el of document.querySelectorAll("[data-requires-webauthn]")) {
 		el.hidden = false;
+	}
+
+	// --- base64url and the JSON forms of WebAuthn objects -----------------
+
+	const b64u = {
+		encode(buf) {
+			const bytes = new Uint8Array(buf);
+			let s = "";
+			for (const b of bytes) s += String.fromCharCode(b);
+			return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+		},
+		decode(str) {
+			const s = str.replace(/-/g, "+").replace(/_/g, "/");
+			const bin = atob(s + "===".slice((s.length + 3) % 4));
+			const out = new Uint8Array(bin.length);
+			for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+			return out.buffer;
+		},
+	};
+
+	// Browsers that lack parse*FromJSON get the same conversion by hand.
+	function creationOptions(json) {
+		if (PublicKeyCredential.parseCreationOptionsFromJSON) {
+			return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+		}
+		return {
+			...json,
+			challenge: b64u.decode(json.challenge),
+			user: { ...json.user, id: b64u.decode(json.user.id) },
+			excludeCredentials: (json.excludeCredentials || []).map((c) => ({ ...c, id: b64u.decode(c.id) })),
+		};
+	}
+
+	function requestOptions(json) {
+		if (PublicKeyCredential.parseRequestOptionsFromJSON) {
+			return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+		}
+		return {
+			...json,
+			challenge: b64u.decode(json.challenge),
+			allowCredentials: (json.allowCredentials || []).map((c) => ({ ...c, id: b64u.decode(c.id) })),
+		};
+	}
+
+	function credentialJSON(cred) {
+		if (typeof cred.toJSON === "function") {
+			try {
+				return cred.toJSON();
+			} catch (_) {
+				// fall through to the manual form
+			}
+		}
+		const r = cred.response;
+		const json = {
+			id: cred.id,
+			rawId: b64u.encode(cred.rawId),
+			type: cred.type,
+			clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+			response: { clientDataJSON: b64u.encode(r.clientDataJSON) },
+		};
+		if (cred.authenticatorAttachment) json.authenticatorAttachment = cred.authenticatorAttachment;
+		if (r.attestationObject) {
+			json.response.attestationObject = b64u.encode(r.attestationObject);
+			json.response.transports = r.getTransports ? r.getTransports() : [];
+		} else {
+			json.response.authenticatorData = b64u.encode(r.authenticatorData);
+			json.response.signature = b64u.encode(r.signature);
+			if (r.userHandle) json.response.userHandle = b64u.encode(r.userHandle);
+		}
+		return json;
+	}
+
+	// --- talking to the server and to the person --------------------------
+
+	async function post(url, body, signal) {
+		const res = await fetch(url, {
+			method: "POST",
+			headers: { "Content-Type": "application/json", Accept: "application/json" },
+			body: JSON.stringify(body || {}),
+			credentials: "same-origin",
+			signal,
+		});
+		let data = {};
+		try {
+			data = await res.json();
+		} catch (_) {
+			// not JSON: handled by the caller through res.ok
+		}
+		return { ok: res.ok, status: res.status, data };
+	}
+
+	const status = document.getElementById("passkey-status");
+	function say(message) {
+		if (!status) return;
+		status.textContent = message;
+		status.hidden = !message;
+	}
+
+	// explain turns a WebAuthn exception into a calm sentence.
+	function explain(err, action) {
+		switch (err && err.name) {
+			case "AbortError":
+				return "";
+			case "NotAllowedError":
+				return action === "signin"
+					? "No passkey was used: the request was cancelled or timed out. Try again, or use an email link instead."
+					: "No passkey was used: the request was cancelled or timed out. You can try again.";
+			case "InvalidStateError":
+				return "This device or password manager already holds a passkey for your account.";
+			case "SecurityError":
+				return "Passkeys can't be used on this address.";
+			case "NotSupportedError":
+				return "This browser or device can't create a passkey of a kind we accept.";
+			case "TypeError":
+				return "We couldn't reach the server. Check your connection and try again.";
+		}
+		return "Your browser couldn't use a passkey here. Please try again.";
+	}
+
+	// failure shows what the server said, follows its redirect when it asks
+	// for a step-up or a sign-in, and tells the browser to forget a passkey
+	// the server no longer knows.
+	async function failure(res) {
+		const d = res.data || {};
+		if (d.redirect && (d.error === "reauth_required" || res.status === 401)) {
+			location.assign(d.redirect);
+			return;
+		}
+		if (d.credential && PublicKeyCredential.signalUnknownCredential) {
+			try {
+				await PublicKeyCredential.signalUnknownCredential({ rpId: location.hostname, credentialId: d.credential });
+			} catch (_) {
+				// best effort
+			}
+		}
+		say(d.message || "Something went wrong. Please try again.");
+	}
+
+	// assert runs one assertion ceremony: begin, get, finish, go.
+	async function assert(beginURL, mediation, signal) {
+		const begin = await post(beginURL, {}, signal);
+		if (!begin.ok) return failure(begin);
+		const options = { publicKey: requestOptions(begin.data.publicKey) };
+		if (mediation) options.mediation = mediation;
+		if (signal) options.signal = signal;
+		const cred = await navigator.credentials.get(options);
+		if (!cred) return;
+		const finish = await post("/signin/passkey/finish", credentialJSON(cred));
+		if (!finish.ok) return failure(finish);
+		location.assign(finish.data.redirect);
+	}
+
+	function busy(button, on) {
+		button.disabled = on;
+		button.setAttribute("aria-busy", on ? "true" : "false");
+	}
+
+	// --- sign-in page: autofill on load, and the button --------------------
+
+	const signIn = document.getElementById("passkey-signin");
+	if (signIn) {
+		const next = signIn.dataset.next || "";
+		const nextParam = next ? "next=" + encodeURIComponent(next) : "";
+		let conditional = null;
+		let conditionalStarted = Promise.resolve();
+
+		const stopConditional = () => {
+			if (conditional) {
+				conditional.abort();
+				conditional = null;
+			}
+		};
+
+		if (PublicKeyCredential.isConditionalMediationAvailable) {
+			conditionalStarted = PublicKeyCredential.isConditionalMediationAvailable().then((available) => {
+				if (!available) return;
+				conditional = new AbortController();
+				const run = assert("/signin/passkey/begin?mediation=conditional" + (nextParam ? "&" + nextParam : ""), "conditional", conditional.signal);
+				run.catch((err) => {
+					// Autofill is quiet: only a real failure is worth a word.
+					if (err.name !== "AbortError" && err.name !== "NotAllowedError") say(explain(err, "signin"));
+				});
+			}, () => {});
+		}
+
+		signIn.addEventListener("click", async () => {
+			stopConditional();
+			say("");
+			busy(signIn, true);
+			try {
+				await conditionalStarted;
+				await assert("/signin/passkey/begin" + (nextParam ? "?" + nextParam : ""), "", null);
+			} catch (err) {
+				say(explain(err, "signin"));
+			} finally {
+				busy(signIn, false);
+			}
+		});
+		const form = document.querySelector('form[action="/signin/email"]');
+		if (form) form.addEventListener("submit", stopConditional);
+	}
+
+	// --- account page: add a passkey --------------------------------------
+
+	for (const button of document.querySelectorAll("[data-passkey-register]")) {
+		button.addEventListener("click", async () => {
+			say("");
+			busy(button, true);
+			try {
+				const begin = await post("/account/passkeys/begin");
+				if (!begin.ok) return failure(begin);
+				const cred = await navigator.credentials.create({ publicKey: creationOptions(begin.data.publicKey) });
+				if (!cred) return;
+				const finish = await post("/account/passkeys/finish", credentialJSON(cred));
+				if (!finish.ok) return failure(finish);
+				location.assign(finish.data.redirect);
+			} catch (err) {
+				say(explain(err, "register"));
+			} finally {
+				busy(button, false);
+			}
+		});
+	}
+
+	// --- step-up page ------------------------------------------------------
+
+	for (const button of document.querySelectorAll("[data-passkey-reauth]")) {
+		button.addEventListener("click", async () => {
+			say("");
+			busy(button, true);
+			try {
+				const next = button.dataset.next || "/account";
+				await assert("/signin/passkey/begin?for=reauth&next=" + encodeURIComponent(next), "", null);
+			} catch (err) {
+				say(explain(err, "reauth"));
+			} finally {
+				busy(button, false);
+			}
+		});
 	}
 })();

@@ -1,0 +1,227 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/errs"
+)
+
+// Credential is a passkey.
+type Credential struct {
+	ID                int64 // our id, used in URLs
+	UserID            int64
+	CredentialID      []byte // the authenticator's id
+	PublicKey         []byte // COSE
+	AttestationType   string
+	AttestationFormat string
+	AAGUID            []byte
+	Transports        []string
+	Attachment        string
+	SignCount         uint32
+	UserPresent       bool
+	UserVerified      bool
+	BackupEligible    bool
+	BackupState       bool
+	Name              string
+	CreatedAt         time.Time
+	LastUsedAt        time.Time // zero if never used to sign in
+}
+
+const credentialColumns = `id, user_id, credential_id, public_key, attestation_type, attestation_format, aaguid,
+	transports, attachment, sign_count, user_present, user_verified, backup_eligible, backup_state, name,
+	created_at, last_used_at`
+
+func scanCredential(row interface{ Scan(...any) error }) (*Credential, error) {
+	var (
+		c                Credential
+		transports       string
+		created, lastUse int64
+	)
+	err := row.Scan(&c.ID, &c.UserID, &c.CredentialID, &c.PublicKey, &c.AttestationType, &c.AttestationFormat, &c.AAGUID,
+		&transports, &c.Attachment, &c.SignCount, &c.UserPresent, &c.UserVerified, &c.BackupEligible, &c.BackupState,
+		&c.Name, &created, &lastUse)
+	if err != nil {
+		return nil, err
+	}
+	if transports != "" {
+		c.Transports = strings.Split(transports, ",")
+	}
+	c.CreatedAt = time.UnixMilli(created)
+	if lastUse > 0 {
+		c.LastUsedAt = time.UnixMilli(lastUse)
+	}
+	return &c, nil
+}
+
+var errNoPasskey = errs.E(errs.NotFound, "There is no such passkey on your account.")
+
+// CredentialsOf returns a user's passkeys, oldest first.
+func (d *DB) CredentialsOf(ctx context.Context, userID int64) ([]*Credential, error) {
+	d.queries.add("CredentialsOf")
+	rows, err := d.read.QueryContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE user_id = ? ORDER BY id`, userID)
+	if err != nil {
+		return nil, d.internal("list credentials", err)
+	}
+	defer rows.Close()
+	var out []*Credential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, d.internal("scan credential", err)
+		}
+		out = append(out, c)
+	}
+	return out, d.internal("list credentials", rows.Err())
+}
+
+// CredentialByCredentialID returns the passkey with this authenticator
+// credential id, with its owner.
+func (d *DB) CredentialByCredentialID(ctx context.Context, credentialID []byte) (*Credential, *User, error) {
+	d.queries.add("CredentialByCredentialID")
+	c, err := scanCredential(d.read.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE credential_id = ?`, credentialID))
+	if err != nil {
+		return nil, nil, d.notFound("credential by id", err, "This passkey is not registered here.")
+	}
+	u, err := scanUser(d.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ? AND deleted_at IS NULL`, c.UserID))
+	if err != nil {
+		return nil, nil, d.notFound("credential owner", err, "This passkey is not registered here.")
+	}
+	return c, u, nil
+}
+
+// CredentialExists reports whether any account has a passkey with this
+// authenticator credential id.
+func (d *DB) CredentialExists(ctx context.Context, credentialID []byte) (bool, error) {
+	d.queries.add("CredentialExists")
+	var n int
+	err := d.read.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE credential_id = ?`, credentialID).Scan(&n)
+	return n > 0, d.internal("credential exists", err)
+}
+
+var errPasskeyTaken = errs.E(errs.Conflict, "This passkey is already registered.")
+
+// AddCredential stores a new passkey for a live user.
+func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
+	d.queries.add("AddCredential")
+	res, err := d.write.ExecContext(ctx, `INSERT INTO credentials (user_id, credential_id, public_key, attestation_type,
+		attestation_format, aaguid, transports, attachment, sign_count, user_present, user_verified, backup_eligible,
+		backup_state, name, created_at, last_used_at)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0 FROM users WHERE id = ? AND deleted_at IS NULL`,
+		c.UserID, c.CredentialID, c.PublicKey, c.AttestationType, c.AttestationFormat, c.AAGUID,
+		strings.Join(c.Transports, ","), c.Attachment, c.SignCount, c.UserPresent, c.UserVerified, c.BackupEligible,
+		c.BackupState, c.Name, c.CreatedAt.UnixMilli(), c.UserID)
+	if isUniqueViolation(err) {
+		return errPasskeyTaken
+	}
+	if err != nil {
+		return d.internal("add credential", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errs.E(errs.Gone, "This account no longer exists.")
+	}
+	c.ID, _ = res.LastInsertId()
+	return nil
+}
+
+// ErrPasskeyReplay is returned when an assertion's ceremony is not newer
+// than the credential's last use: a replay, or a ceremony overtaken by a
+// newer one.
+var ErrPasskeyReplay = errs.E(errs.Gone, "This sign-in attempt was already used. Please try again.")
+
+// ErrCounterWentBack is returned when the authenticator's signature counter
+// did not move forward: the mark of a cloned authenticator.
+var ErrCounterWentBack = errs.E(errs.Forbidden, "This passkey reported an inconsistent state and was refused. If this keeps happening, remove it and add it again.")
+
+// UsedCredential is what a successful assertion updates.
+type UsedCredential struct {
+	ID           int64
+	SignCount    uint32
+	UserVerified bool
+	BackupState  bool
+	// CeremonyStart is when the ceremony that used it began (Unix ms). The
+	// update succeeds only if the credential's last use is older, which
+	// makes each ceremony single use without storing challenges.
+	CeremonyStart int64
+}
+
+// RecordCredentialUse saves an assertion's counter and flags, atomically
+// refusing a replayed ceremony and a counter that did not increase (when
+// either the stored or the new value is non-zero).
+func (d *DB) RecordCredentialUse(ctx context.Context, u UsedCredential) error {
+	d.queries.add("RecordCredentialUse")
+	res, err := d.write.ExecContext(ctx, `UPDATE credentials
+		SET sign_count = ?1, user_verified = ?2, backup_state = ?3, last_used_at = ?4
+		WHERE id = ?5 AND last_used_at < ?4 AND ((?1 = 0 AND sign_count = 0) OR sign_count < ?1)`,
+		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID)
+	if err != nil {
+		return d.internal("record credential use", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	// Which condition failed decides the answer; a second read is fine on
+	// this failure path.
+	var lastUsed, count int64
+	err = d.read.QueryRowContext(ctx, `SELECT last_used_at, sign_count FROM credentials WHERE id = ?`, u.ID).Scan(&lastUsed, &count)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return errs.E(errs.NotFound, "This passkey is not registered here.")
+	case err != nil:
+		return d.internal("read credential", err)
+	case lastUsed >= u.CeremonyStart:
+		return ErrPasskeyReplay
+	}
+	return ErrCounterWentBack
+}
+
+// RenameCredential renames one of the user's passkeys.
+func (d *DB) RenameCredential(ctx context.Context, userID, id int64, name string) error {
+	d.queries.add("RenameCredential")
+	res, err := d.write.ExecContext(ctx, `UPDATE credentials SET name = ? WHERE id = ? AND user_id = ?`, name, id, userID)
+	if err != nil {
+		return d.internal("rename credential", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNoPasskey
+	}
+	return nil
+}
+
+// ErrLastPasskey refuses deleting the only passkey of a passkey-only
+// account, which would lock its owner out.
+var ErrLastPasskey = errs.E(errs.Conflict, "This is the only passkey of an account that signs in with passkeys only. Turn email sign-in back on, or add another passkey, before removing it.")
+
+// DeleteCredential removes one of the user's passkeys, unless it is the
+// last one of a passkey-only account. It returns the removed passkey.
+func (d *DB) DeleteCredential(ctx context.Context, userID, id int64) (*Credential, error) {
+	d.queries.add("DeleteCredential")
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, d.internal("begin delete credential", err)
+	}
+	defer tx.Rollback()
+	c, err := scanCredential(tx.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ? AND user_id = ?`, id, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNoPasskey
+	}
+	if err != nil {
+		return nil, d.internal("read credential", err)
+	}
+	var emailSignIn bool
+	var count int
+	if err := tx.QueryRowContext(ctx, `SELECT email_signin, (SELECT count(*) FROM credentials WHERE user_id = users.id)
+		FROM users WHERE id = ?`, userID).Scan(&emailSignIn, &count); err != nil {
+		return nil, d.internal("read user", err)
+	}
+	if !emailSignIn && count <= 1 {
+		return nil, ErrLastPasskey
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE id = ?`, id); err != nil {
+		return nil, d.internal("delete credential", err)
+	}
+	return c, d.internal("commit delete credential", tx.Commit())
+}

@@ -1,0 +1,71 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/errs"
+)
+
+var (
+	errNotJSON   = errs.E(errs.Unsupported, "Send the passkey response as JSON (Content-Type: application/json).")
+	errEmptyBody = errs.E(errs.Invalid, "The request body is empty; send the passkey response as JSON.")
+	errBadJSON   = errs.E(errs.Invalid, "The request body is not valid JSON.")
+)
+
+// readJSON reads a JSON request body: 415 unless the Content-Type is
+// application/json, 413 past the body limit, 400 if empty or malformed.
+func readJSON(c echo.Context) ([]byte, error) {
+	if !isJSONContentType(c.Request().Header.Get(echo.HeaderContentType)) {
+		return nil, errNotJSON
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, errEmptyBody
+	}
+	if !json.Valid(body) {
+		return nil, errBadJSON
+	}
+	return body, nil
+}
+
+// readBeginBody accepts what a begin endpoint may get: nothing, or a JSON
+// object (whose members are ignored).
+func readBeginBody(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil || len(body) == 0 {
+		return err
+	}
+	if !isJSONContentType(c.Request().Header.Get(echo.HeaderContentType)) {
+		return errNotJSON
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+		return errBadJSON
+	}
+	return nil
+}
+
+func readBody(c echo.Context) ([]byte, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return nil, errs.E(errs.TooLarge, "")
+	}
+	if err != nil {
+		return nil, errs.Wrap(err, errs.Invalid, "The request body could not be read.")
+	}
+	return body, nil
+}
+
+func isJSONContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}

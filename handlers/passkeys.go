@@ -1,0 +1,278 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/errs"
+)
+
+// beginPasskeySignIn returns options for a usernameless assertion
+// (?mediation=conditional for autofill), or, with ?for=reauth, for a
+// step-up of the signed-in user with their own passkeys.
+func (h *Handler) beginPasskeySignIn(c echo.Context) error {
+	if err := readBeginBody(c); err != nil {
+		return err
+	}
+	next := safeNext(c.QueryParam("next"))
+	var (
+		options any
+		cookie  string
+		err     error
+	)
+	if c.QueryParam("for") == "reauth" {
+		u, err := h.currentUser(c)
+		if err != nil {
+			return &redirectError{err: errs.E(errs.Unauthorized, "You're signed out. Sign in again to continue."), to: "/signin"}
+		}
+		creds, err := h.db.CredentialsOf(c.Request().Context(), u.ID)
+		if err != nil {
+			return err
+		}
+		if len(creds) == 0 {
+			return errs.E(errs.Invalid, "This account has no passkey yet.")
+		}
+		options, cookie, err = h.passkeys.BeginReauth(auth.PasskeyUser{User: u, Credentials: creds}, next)
+	} else {
+		options, cookie, err = h.passkeys.BeginSignIn(c.QueryParam("mediation") == "conditional", next)
+	}
+	if err != nil {
+		return err
+	}
+	setCookie(c, cookieCeremony, cookie, auth.CeremonyTimeout)
+	return c.JSON(http.StatusOK, options)
+}
+
+// errUnknownPasskey is what a deleted or foreign passkey gets. The script
+// then tells the browser (signalUnknownCredential) so it can forget it.
+var errUnknownPasskey = errs.E(errs.NotFound, "This passkey is not registered here (it may have been removed). Sign in another way, or use another passkey.")
+
+// finishPasskeySignIn verifies an assertion, records the credential's use
+// (refusing a replayed ceremony), and signs in: 200 {"redirect": …}.
+func (h *Handler) finishPasskeySignIn(c echo.Context) error {
+	body, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	cer, err := h.passkeys.OpenCeremony(cookieValue(c, cookieCeremony), auth.CeremonySignIn, auth.CeremonyReauth)
+	clearCookie(c, cookieCeremony)
+	if err != nil {
+		return err
+	}
+	parsed, err := h.passkeys.ParseAssertion(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	cred, owner, err := h.db.CredentialByCredentialID(ctx, parsed.RawID)
+	if errs.Code(err) == errs.NotFound {
+		return &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
+	}
+	if err != nil {
+		return err
+	}
+	if cer.Kind == auth.CeremonyReauth {
+		s := sessionOf(c)
+		if s == nil || !bytes.Equal(s.Handle(), cer.UserHandle) || !bytes.Equal(owner.Handle, cer.UserHandle) {
+			return errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
+		}
+	}
+	if !cred.LastUsedAt.Before(cer.Started) {
+		// This ceremony (or a newer one) already used the credential: a
+		// replay. Said before verifying, so that a replay is not reported
+		// as a cloned authenticator; RecordCredentialUse enforces it
+		// atomically either way.
+		return db.ErrPasskeyReplay
+	}
+	used, err := h.passkeys.FinishAssertion(owner, cred, cer, parsed)
+	if err != nil {
+		return err
+	}
+	if err := h.db.RecordCredentialUse(ctx, used); err != nil {
+		return err
+	}
+	if err := h.startSession(c, owner.Handle, auth.AMRPasskey); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"redirect": nextOr(cer.Next, "/account")})
+}
+
+// unknownCredentialError is a 404 that names the credential, so the
+// browser can be told to forget it.
+type unknownCredentialError struct{ id string }
+
+func (e *unknownCredentialError) Error() string { return errUnknownPasskey.Error() }
+func (e *unknownCredentialError) Unwrap() error { return errUnknownPasskey }
+
+// beginPasskeyRegistration returns options for creating a passkey for the
+// signed-in user (a sensitive action).
+func (h *Handler) beginPasskeyRegistration(c echo.Context) error {
+	if err := readBeginBody(c); err != nil {
+		return err
+	}
+	u, err := h.currentUser(c)
+	if err != nil {
+		return err
+	}
+	if err := h.requireFresh(c, u, "/account"); err != nil {
+		return err
+	}
+	creds, err := h.db.CredentialsOf(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	options, cookie, err := h.passkeys.BeginRegistration(auth.PasskeyUser{User: u, Credentials: creds})
+	if err != nil {
+		return err
+	}
+	setCookie(c, cookieCeremony, cookie, auth.CeremonyTimeout)
+	return c.JSON(http.StatusOK, options)
+}
+
+// finishPasskeyRegistration verifies and stores a new passkey, named after
+// its provider: 200 {"redirect": "/account"}.
+func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
+	body, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	cer, err := h.passkeys.OpenCeremony(cookieValue(c, cookieCeremony), auth.CeremonyRegister)
+	clearCookie(c, cookieCeremony)
+	if err != nil {
+		return err
+	}
+	u, err := h.currentUser(c)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(u.Handle, cer.UserHandle) {
+		return errs.E(errs.Forbidden, "This passkey request was started by another account. Please try again.")
+	}
+	if err := h.requireFresh(c, u, "/account"); err != nil {
+		return err
+	}
+	parsed, err := h.passkeys.ParseRegistration(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	// go-webauthn does not check that a new credential id is unused.
+	if taken, err := h.db.CredentialExists(ctx, parsed.RawID); err != nil {
+		return err
+	} else if taken {
+		return errs.E(errs.Conflict, "This passkey is already registered.")
+	}
+	creds, err := h.db.CredentialsOf(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	cred, err := h.passkeys.FinishRegistration(auth.PasskeyUser{User: u, Credentials: creds}, cer, parsed)
+	if err != nil {
+		return err
+	}
+	cred.Name = uniqueName(providerOrDefault(cred.AAGUID), creds)
+	if err := h.db.AddCredential(ctx, cred); err != nil {
+		return err
+	}
+	h.passkeyAddedNotice(c, u, cred)
+	return c.JSON(http.StatusOK, map[string]string{"redirect": "/account"})
+}
+
+func providerOrDefault(aaguid []byte) string {
+	if name := auth.ProviderName(aaguid); name != "" {
+		return name
+	}
+	return "Passkey"
+}
+
+// uniqueName numbers a name that one of the user's passkeys already has:
+// "iCloud Keychain", "iCloud Keychain 2", …
+func uniqueName(base string, existing []*db.Credential) string {
+	taken := map[string]bool{}
+	for _, c := range existing {
+		taken[c.Name] = true
+	}
+	name := base
+	for i := 2; taken[name]; i++ {
+		name = fmt.Sprintf("%s %d", base, i)
+	}
+	return name
+}
+
+// MaxPasskeyName is the longest passkey name.
+const MaxPasskeyName = 64
+
+// renamePasskey renames one of the signed-in user's passkeys.
+func (h *Handler) renamePasskey(c echo.Context) error {
+	if err := parseForm(c); err != nil {
+		return err
+	}
+	id, err := passkeyID(c)
+	if err != nil {
+		return err
+	}
+	name, err := passkeyName(c.Request().PostForm.Get("name"))
+	if err != nil {
+		return err
+	}
+	u, err := h.currentUser(c)
+	if err != nil {
+		return err
+	}
+	if err := h.db.RenameCredential(c.Request().Context(), u.ID, id, name); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account")
+}
+
+// deletePasskey removes one of the signed-in user's passkeys (a sensitive
+// action), unless it is the last one of a passkey-only account.
+func (h *Handler) deletePasskey(c echo.Context) error {
+	if err := parseForm(c); err != nil {
+		return err
+	}
+	id, err := passkeyID(c)
+	if err != nil {
+		return err
+	}
+	u, err := h.currentUser(c)
+	if err != nil {
+		return err
+	}
+	if err := h.requireFresh(c, u, "/account"); err != nil {
+		return err
+	}
+	removed, err := h.db.DeleteCredential(c.Request().Context(), u.ID, id)
+	if err != nil {
+		return err
+	}
+	h.passkeyRemovedNotice(c, u, removed)
+	return c.Redirect(http.StatusSeeOther, "/account")
+}
+
+func passkeyID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errs.E(errs.NotFound, "There is no such passkey on your account.")
+	}
+	return id, nil
+}
+
+// passkeyName trims a new name and checks it: 1 to 64 characters, no
+// control characters.
+func passkeyName(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len([]rune(s)) > MaxPasskeyName || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", errs.E(errs.Invalid, "A passkey's name needs 1 to 64 characters, on one line.")
+	}
+	return s, nil
+}
