@@ -18,27 +18,29 @@ import (
 	"github.com/latchkey/latchkey/app"
 )
 
-// Clock is a clock tests move by hand.
+// Clock is the real time plus whatever a test has added with Advance:
+// time still flows (two ceremonies never share a millisecond by accident),
+// and a test can jump past a TTL without waiting.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
-// NewClock returns a clock set to the real time.
-func NewClock() *Clock { return &Clock{now: time.Now()} }
+// NewClock returns a clock at the real time.
+func NewClock() *Clock { return &Clock{} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return time.Now().Add(c.offset)
 }
 
 // Advance moves the clock forward.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	c.offset += d
 }
 
 // AppOptions configure StartApp.
