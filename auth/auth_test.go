@@ -323,3 +323,34 @@ func TestSecrets(t *testing.T) {
 		t.Errorf("second load: created=%v err=%v", created, err)
 	}
 }
+
+func TestRefreshTokensAreMACedAndNeverAccessTokens(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	keys := mustKeys(t, newSecret(t))
+	tokens := newTokens(t, keys, clock)
+	issued, _ := tokens.Issue([]byte("0123456789abcdef"), AMREmail, clock.Now(), "s")
+	var h map[string]any
+	hb, _ := base64.RawURLEncoding.DecodeString(strings.Split(issued.Refresh, ".")[0])
+	json.Unmarshal(hb, &h)
+	if h["alg"] != "HS256" || h["typ"] != TypeRefresh {
+		t.Fatalf("refresh header %v", h)
+	}
+	// An access-token payload MACed with the refresh key is not an access
+	// token, and a refresh payload signed with the Ed25519 key is not a
+	// refresh token: each type has its one algorithm and key.
+	parts := strings.Split(issued.Access, ".")
+	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	mac, _ := keys.RefreshMAC(keys.Signer().KID)
+	in := enc(map[string]any{"alg": "HS256", "typ": TypeAccess, "kid": keys.Signer().KID}) + "." + parts[1]
+	m := hmac.New(sha256.New, mac)
+	m.Write([]byte(in))
+	if _, err := tokens.VerifyAccess(in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))); err == nil {
+		t.Error("an access token MACed with the refresh key verified")
+	}
+	rparts := strings.Split(issued.Refresh, ".")
+	rin := enc(map[string]any{"alg": "EdDSA", "typ": TypeRefresh, "kid": keys.Signer().KID}) + "." + rparts[1]
+	sig := ed25519.Sign(keys.Signer().Private, []byte(rin))
+	if _, err := tokens.VerifyRefresh(rin + "." + base64.RawURLEncoding.EncodeToString(sig)); err == nil {
+		t.Error("an EdDSA-signed refresh token verified")
+	}
+}

@@ -41,7 +41,10 @@ const (
 // sealed, short-lived cookie: no challenge table.
 type Ceremony struct {
 	Kind      CeremonyKind
-	Started   time.Time // compared with the credential's last use: single use
+	// Started (microsecond precision) is compared with the credential's
+	// last use, which makes each ceremony single use: two ceremonies of one
+	// person never start in the same microsecond.
+	Started   time.Time
 	Challenge []byte
 	// UserHandle binds a registration or step-up to the signed-in user.
 	UserHandle  []byte
@@ -197,7 +200,7 @@ func (p *Passkeys) seal(kind CeremonyKind, challenge string, handle []byte, next
 		flags = 1
 	}
 	b := []byte{ceremonyVersion, byte(kind), flags}
-	b = binary.BigEndian.AppendUint64(b, uint64(now.UnixMilli()))
+	b = binary.BigEndian.AppendUint64(b, uint64(now.UnixMicro()))
 	b = appendShort(b, raw)
 	b = appendShort(b, handle)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(next)))
@@ -224,7 +227,7 @@ func (p *Passkeys) OpenCeremony(cookie string, kinds ...CeremonyKind) (*Ceremony
 		return nil, ErrNoCeremony
 	}
 	c := &Ceremony{Kind: CeremonyKind(r.byte()), Conditional: r.byte() == 1}
-	c.Started = time.UnixMilli(int64(r.uint64()))
+	c.Started = time.UnixMicro(int64(r.uint64()))
 	c.Challenge = r.short()
 	c.UserHandle = r.short()
 	c.Next = string(r.bytes(int(r.uint16())))
@@ -346,7 +349,7 @@ func (p *Passkeys) FinishAssertion(owner *db.User, cred *db.Credential, c *Cerem
 		SignCount:     wc.Authenticator.SignCount,
 		UserVerified:  wc.Flags.UserVerified,
 		BackupState:   wc.Flags.BackupState,
-		CeremonyStart: c.Started.UnixMilli(),
+		CeremonyStart: c.Started.UnixMicro(),
 	}, nil
 }
 

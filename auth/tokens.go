@@ -121,17 +121,18 @@ func NewTokens(cfg TokenConfig, keys *Keys, clock Clock, revoked *Revocations) *
 	t := &Tokens{cfg: cfg, keys: keys, clock: clock, revoked: revoked,
 		refreshAudience: cfg.BaseURL + "/refresh",
 		cache:           make(map[[sha256.Size]byte]*Claims)}
-	t.accessParser = t.parser(cfg.BaseURL)
-	t.refreshParser = t.parser(t.refreshAudience)
+	t.accessParser = t.parser(jwt.SigningMethodEdDSA, cfg.BaseURL)
+	t.refreshParser = t.parser(jwt.SigningMethodHS256, t.refreshAudience)
 	return t
 }
 
 // parser pins everything golang-jwt would otherwise leave open: the
-// algorithm, a required exp, issuer, audience, strict base64, and at most one
-// second of leeway.
-func (t *Tokens) parser(audience string) *jwt.Parser {
+// algorithm (EdDSA for access tokens, HS256 for refresh tokens, never
+// either for the other), a required exp, issuer, audience, strict base64,
+// and at most one second of leeway.
+func (t *Tokens) parser(method jwt.SigningMethod, audience string) *jwt.Parser {
 	return jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithValidMethods([]string{method.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(t.cfg.BaseURL),
@@ -194,8 +195,17 @@ func (t *Tokens) Issue(handle []byte, amr []string, authTime time.Time, sid stri
 		AccessExpires: time.Unix(c.Expires, 0), RefreshExpires: time.Unix(rc.Expires, 0)}, nil
 }
 
+// sign signs an access token with the newest Ed25519 key, and MACs a
+// refresh token with the newest secret's HMAC key.
 func (t *Tokens) sign(typ string, c *Claims) (string, error) {
 	key := t.keys.Signer()
+	if typ == TypeRefresh {
+		mac, _ := t.keys.RefreshMAC(key.KID)
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+		tok.Header["typ"] = typ
+		tok.Header["kid"] = key.KID
+		return tok.SignedString(mac)
+	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 	tok.Header["typ"] = typ
 	tok.Header["kid"] = key.KID
@@ -263,6 +273,13 @@ func (t *Tokens) parse(p *jwt.Parser, typ, raw string) (*Claims, error) {
 			return nil, errors.New("wrong token type")
 		}
 		kid, _ := tok.Header["kid"].(string)
+		if typ == TypeRefresh {
+			mac, ok := t.keys.RefreshMAC(kid)
+			if !ok {
+				return nil, errors.New("unknown key id")
+			}
+			return mac, nil
+		}
 		pub, ok := t.keys.VerificationKey(kid)
 		if !ok {
 			return nil, errors.New("unknown key id")

@@ -35,6 +35,8 @@ var migrationFiles embed.FS
 type DB struct {
 	read  *sql.DB
 	write *sql.DB
+	// r and w are the prepared statements of each pool.
+	r, w *stmtCache
 
 	// busy counts SQLITE_BUSY errors that reached us (after busy_timeout).
 	busy atomic.Int64
@@ -93,7 +95,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxIdleConns(n)
 	read.SetConnMaxIdleTime(0)
 
-	d := &DB{read: read, write: write}
+	d := &DB{read: read, write: write, r: newStmtCache(read), w: newStmtCache(write)}
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -119,6 +121,8 @@ func dsn(path string, readOnly bool) string {
 
 // Close closes both pools.
 func (d *DB) Close() error {
+	d.r.close()
+	d.w.close()
 	return errors.Join(d.read.Close(), d.write.Close())
 }
 

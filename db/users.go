@@ -79,7 +79,7 @@ func (d *DB) notFound(op string, err error, message string) error {
 // UserByEmail returns the live account with this (normalised) email.
 func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
 	d.queries.add("UserByEmail")
-	u, err := scanUser(d.read.QueryRowContext(ctx,
+	u, err := scanUser(d.r.queryRow(ctx,
 		`SELECT `+userColumns+` FROM users WHERE email = ? AND deleted_at IS NULL`, email))
 	if err != nil {
 		return nil, d.notFound("user by email", err, "No such account.")
@@ -90,7 +90,7 @@ func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
 // UserByHandle returns the live account with this handle.
 func (d *DB) UserByHandle(ctx context.Context, handle []byte) (*User, error) {
 	d.queries.add("UserByHandle")
-	u, err := scanUser(d.read.QueryRowContext(ctx,
+	u, err := scanUser(d.r.queryRow(ctx,
 		`SELECT `+userColumns+` FROM users WHERE handle = ? AND deleted_at IS NULL`, handle))
 	if err != nil {
 		return nil, d.notFound("user by handle", err, "No such account.")
@@ -110,7 +110,7 @@ var errLinkGone = errs.E(errs.Gone, "This link has already been used, or a newer
 // than the link, and moves it to the link's issue time, voiding older links.
 func (d *DB) ConsumeSignInLink(ctx context.Context, handle []byte, email string, issuedAt int64) (*User, error) {
 	d.queries.add("ConsumeSignInLink")
-	u, err := scanUser(d.write.QueryRowContext(ctx, `UPDATE users SET link_used_at = ?1
+	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET link_used_at = ?1
 		WHERE handle = ?2 AND email = ?3 AND deleted_at IS NULL AND email_signin = 1 AND link_used_at < ?1
 		RETURNING `+userColumns, issuedAt, handle, email))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -204,7 +204,7 @@ func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires 
 // or before now stop working.
 func (d *DB) EndAllSessions(ctx context.Context, handle []byte, now time.Time) error {
 	d.queries.add("EndAllSessions")
-	_, err := d.write.ExecContext(ctx, `UPDATE users SET tokens_valid_after = ?1, revoked_sessions = '', revoked_at = ?1
+	_, err := d.w.exec(ctx, `UPDATE users SET tokens_valid_after = ?1, revoked_sessions = '', revoked_at = ?1
 		WHERE handle = ?2 AND deleted_at IS NULL`, now.UnixMilli(), handle)
 	return d.internal("end all sessions", err)
 }
@@ -222,7 +222,7 @@ type Revocation struct {
 // after since (Unix ms). The query runs on the revoked_at index.
 func (d *DB) RevocationsSince(ctx context.Context, since int64) ([]Revocation, error) {
 	d.queries.add("RevocationsSince")
-	rows, err := d.read.QueryContext(ctx, `SELECT handle, tokens_valid_after, revoked_sessions, revoked_at
+	rows, err := d.r.query(ctx, `SELECT handle, tokens_valid_after, revoked_sessions, revoked_at
 		FROM users WHERE revoked_at >= ?`, since)
 	if err != nil {
 		return nil, d.internal("poll revocations", err)
@@ -247,7 +247,7 @@ func (d *DB) RevocationsSince(ctx context.Context, since int64) ([]Revocation, e
 // before (Unix ms): by then no token of theirs can be valid.
 func (d *DB) PurgeTombstones(ctx context.Context, before int64) (int64, error) {
 	d.queries.add("PurgeTombstones")
-	res, err := d.write.ExecContext(ctx, `DELETE FROM users WHERE deleted_at IS NOT NULL AND deleted_at < ?`, before)
+	res, err := d.w.exec(ctx, `DELETE FROM users WHERE deleted_at IS NOT NULL AND deleted_at < ?`, before)
 	if err != nil {
 		return 0, d.internal("purge tombstones", err)
 	}
@@ -298,10 +298,10 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 		enabled bool
 	)
 	if len(handle) > 0 {
-		err = d.read.QueryRowContext(ctx, `SELECT link_used_at, email_signin FROM users
+		err = d.r.queryRow(ctx, `SELECT link_used_at, email_signin FROM users
 			WHERE handle = ? AND email = ? AND deleted_at IS NULL`, handle, email).Scan(&usedAt, &enabled)
 	} else {
-		err = d.read.QueryRowContext(ctx, `SELECT link_used_at, email_signin FROM users
+		err = d.r.queryRow(ctx, `SELECT link_used_at, email_signin FROM users
 			WHERE email = ? AND deleted_at IS NULL`, email).Scan(&usedAt, &enabled)
 		if errors.Is(err, sql.ErrNoRows) {
 			return true, nil

@@ -19,7 +19,7 @@ func (h *Handler) sendNotice(c echo.Context, to, subject string, paragraphs ...s
 		Paragraphs: paragraphs,
 		When:       views.Stamp(h.clock.Now()),
 		Browser:    describeBrowser(c.Request().UserAgent()),
-		IfNotYou:   "Sign in at " + h.absoluteURL("/signin") + " and choose \"Sign out everywhere\" on your account page, then review your passkeys and email address.",
+		IfNotYou:   "Sign in to " + views.SiteName + " at " + h.cfg.BaseURL.Host + " (type the address yourself; we never send a link in a notice) and choose \"Sign out everywhere\" on your account page, then review your passkeys and email address.",
 		Host:       h.cfg.BaseURL.Host,
 	}
 	h.sendLater(to, subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))

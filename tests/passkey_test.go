@@ -15,14 +15,14 @@ import (
 )
 
 // addPasskey registers a new software passkey for the signed-in browser.
-func addPasskey(t *testing.T, a *testkit.App, b *testkit.Browser) *testkit.Passkey {
+func addPasskey(t testing.TB, a *testkit.App, b *testkit.Browser) *testkit.Passkey {
 	t.Helper()
 	pk := testkit.NewPasskey(t, a.URL)
 	registerPasskey(t, b, pk)
 	return pk
 }
 
-func registerPasskey(t *testing.T, b *testkit.Browser, pk *testkit.Passkey) {
+func registerPasskey(t testing.TB, b *testkit.Browser, pk *testkit.Passkey) {
 	t.Helper()
 	begin := b.PostJSON("/account/passkeys/begin", nil)
 	expectStatus(t, begin, http.StatusOK)
@@ -34,14 +34,14 @@ func registerPasskey(t *testing.T, b *testkit.Browser, pk *testkit.Passkey) {
 }
 
 // passkeySignIn signs b in with pk through the usernameless flow.
-func passkeySignIn(t *testing.T, b *testkit.Browser, pk *testkit.Passkey) *testkit.Response {
+func passkeySignIn(t testing.TB, b *testkit.Browser, pk *testkit.Passkey) *testkit.Response {
 	t.Helper()
 	begin := b.PostJSON("/signin/passkey/begin", nil)
 	expectStatus(t, begin, http.StatusOK)
 	return b.PostJSON("/signin/passkey/finish", pk.Assert(t, begin.Body))
 }
 
-func jsonField(t *testing.T, r *testkit.Response, field string) string {
+func jsonField(t testing.TB, r *testkit.Response, field string) string {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(r.Body), &m); err != nil {

@@ -1,6 +1,6 @@
 -- Users and their passkeys: the only two kinds of record Latchkey keeps.
--- Times are Unix milliseconds, so a revocation and a sign-in one second
--- apart are never confused.
+-- Times are Unix milliseconds (so a revocation and a sign-in one second
+-- apart are never confused), except credentials.last_used_at.
 
 CREATE TABLE users (
 	id                 INTEGER PRIMARY KEY,
@@ -51,9 +51,9 @@ CREATE TABLE credentials (
 	backup_state       INTEGER NOT NULL DEFAULT 0,
 	name               TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
 	created_at         INTEGER NOT NULL,
-	-- Time of the ceremony that last used this credential: an assertion is
-	-- accepted only if its ceremony began after this, so a replayed
-	-- ceremony cookie plus assertion fails.
+	-- Start (Unix microseconds) of the ceremony that last used this
+	-- credential: an assertion is accepted only if its ceremony began
+	-- after this, so a replayed ceremony cookie plus assertion fails.
 	last_used_at       INTEGER NOT NULL DEFAULT 0
 );
 

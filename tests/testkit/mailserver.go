@@ -186,6 +186,28 @@ func (m *MailServer) WaitFor(tb testing.TB, addr string, n int) Mail {
 	}
 }
 
+// WaitForMatch waits up to 5 s for a message to addr, after the first
+// `after` ones, for which match is true.
+func (m *MailServer) WaitForMatch(tb testing.TB, addr string, after int, match func(Mail) bool) Mail {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := m.MailsTo(addr)
+		for i := after; i < len(got); i++ {
+			if match(got[i]) {
+				return got[i]
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no matching email to %s arrived after the first %d (got %d)", addr, after, len(got))
+		}
+		select {
+		case <-m.arrived:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // Last returns the newest message to addr, failing if there is none.
 func (m *MailServer) Last(tb testing.TB, addr string) Mail {
 	tb.Helper()
