@@ -40,7 +40,7 @@ const (
 // Ceremony is the state between begin and finish. It lives only in a
 // sealed, short-lived cookie: no challenge table.
 type Ceremony struct {
-	Kind      CeremonyKind
+	Kind CeremonyKind
 	// Started (microsecond precision) is compared with the credential's
 	// last use, which makes each ceremony single use: two ceremonies of one
 	// person never start in the same microsecond.
