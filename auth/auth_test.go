@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -352,5 +353,19 @@ func TestRefreshTokensAreMACedAndNeverAccessTokens(t *testing.T) {
 	sig := ed25519.Sign(keys.Signer().Private, []byte(rin))
 	if _, err := tokens.VerifyRefresh(rin + "." + base64.RawURLEncoding.EncodeToString(sig)); err == nil {
 		t.Error("an EdDSA-signed refresh token verified")
+	}
+}
+
+func TestClaimsEncodeLikeEncodingJSON(t *testing.T) {
+	c := Claims{Issuer: "https://ex.ample", Audience: "a\"b\\c\n\x01ü", Subject: "sub", IssuedAt: 1_795_000_000_123,
+		Expires: 1_795_000_600, AuthTime: 1_795_000_000, AMR: AMRPasskey, SID: "s", JTI: "j"}
+	var ours, std map[string]any
+	if err := json.Unmarshal(c.appendJSON(nil), &ours); err != nil {
+		t.Fatalf("our encoding is not JSON: %v: %s", err, c.appendJSON(nil))
+	}
+	b, _ := json.Marshal(&c)
+	json.Unmarshal(b, &std)
+	if !reflect.DeepEqual(ours, std) {
+		t.Errorf("encodings differ:\n%v\n%v", ours, std)
 	}
 }

@@ -325,17 +325,18 @@ func (p *Passkeys) ParseAssertion(body []byte) (*protocol.ParsedCredentialAssert
 // backwards: the mark of a copied authenticator.
 var ErrClonedAuthenticator = db.ErrCounterWentBack
 
-// FinishAssertion verifies an assertion by the credential cred of owner
+// FinishAssertion verifies an assertion by the credential cred of the user
+// with this handle
 // against its ceremony: challenge, origin, RP ID hash, type, user presence
 // and verification, signature, user handle, backup-eligibility and the
 // counter. It returns what the credential row must be updated with.
-func (p *Passkeys) FinishAssertion(owner *db.User, cred *db.Credential, c *Ceremony, parsed *protocol.ParsedCredentialAssertionData) (db.UsedCredential, error) {
+func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremony, parsed *protocol.ParsedCredentialAssertionData) (db.UsedCredential, error) {
 	if h := parsed.Response.UserHandle; c.Kind == CeremonySignIn && len(h) == 0 {
 		// A discoverable credential always returns its user handle.
 		return db.UsedCredential{}, errs.E(errs.Invalid, "The passkey did not say which account it belongs to.")
 	}
-	u := PasskeyUser{User: owner, Credentials: []*db.Credential{cred}}
-	wc, err := p.wa.ValidateLogin(u, p.session(c, owner.Handle), parsed)
+	u := PasskeyUser{User: &db.User{Handle: handle}, Credentials: []*db.Credential{cred}}
+	wc, err := p.wa.ValidateLogin(u, p.session(c, handle), parsed)
 	if err != nil {
 		return db.UsedCredential{}, p.invalid("assertion", err)
 	}

@@ -2,11 +2,13 @@ package auth
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -195,21 +197,91 @@ func (t *Tokens) Issue(handle []byte, amr []string, authTime time.Time, sid stri
 		AccessExpires: time.Unix(c.Expires, 0), RefreshExpires: time.Unix(rc.Expires, 0)}, nil
 }
 
-// sign signs an access token with the newest Ed25519 key, and MACs a
-// refresh token with the newest secret's HMAC key.
+// sign encodes and signs a token: access tokens with the newest Ed25519
+// key, refresh tokens with the newest secret's HMAC key. It writes the
+// JOSE header and claims itself (the header is fixed per key and type; the
+// claims are a flat object of our own strings and numbers) instead of
+// through reflection, which was a tenth of a sign-in. Verification still
+// goes through golang-jwt's strict parser.
 func (t *Tokens) sign(typ string, c *Claims) (string, error) {
 	key := t.keys.Signer()
+	alg := jwt.SigningMethodEdDSA.Alg()
+	if typ == TypeRefresh {
+		alg = jwt.SigningMethodHS256.Alg()
+	}
+	b := make([]byte, 0, 640)
+	b = base64.RawURLEncoding.AppendEncode(b, appendHeader(make([]byte, 0, 64), alg, key.KID, typ))
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, c.appendJSON(make([]byte, 0, 320)))
+	var sig []byte
 	if typ == TypeRefresh {
 		mac, _ := t.keys.RefreshMAC(key.KID)
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-		tok.Header["typ"] = typ
-		tok.Header["kid"] = key.KID
-		return tok.SignedString(mac)
+		h := hmac.New(sha256.New, mac)
+		h.Write(b)
+		sig = h.Sum(nil)
+	} else {
+		sig = ed25519.Sign(key.Private, b)
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	tok.Header["typ"] = typ
-	tok.Header["kid"] = key.KID
-	return tok.SignedString(key.Private)
+	b = append(b, '.')
+	return string(base64.RawURLEncoding.AppendEncode(b, sig)), nil
+}
+
+func appendHeader(b []byte, alg, kid, typ string) []byte {
+	b = append(b, `{"alg":`...)
+	b = appendJSONString(b, alg)
+	b = append(b, `,"kid":`...)
+	b = appendJSONString(b, kid)
+	b = append(b, `,"typ":`...)
+	b = appendJSONString(b, typ)
+	return append(b, '}')
+}
+
+// appendJSON writes the claims as a JSON object, with the same names and
+// forms as its struct tags.
+func (c *Claims) appendJSON(b []byte) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Issuer)
+	b = append(b, `,"aud":`...)
+	b = appendJSONString(b, c.Audience)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, c.Subject)
+	b = append(b, `,"iat":`...)
+	iat, _ := c.IssuedAt.MarshalJSON()
+	b = append(b, iat...)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.Expires, 10)
+	b = append(b, `,"auth_time":`...)
+	b = strconv.AppendInt(b, c.AuthTime, 10)
+	b = append(b, `,"amr":[`...)
+	for i, m := range c.AMR {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, m)
+	}
+	b = append(b, `],"sid":`...)
+	b = appendJSONString(b, c.SID)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, c.JTI)
+	return append(b, '}')
+}
+
+// appendJSONString writes s as a JSON string: quotes, backslashes and
+// control characters escaped, everything else (valid UTF-8 included) as is.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // maxTokenBytes bounds what verification will look at.

@@ -78,55 +78,38 @@ func (d *DB) CredentialsOf(ctx context.Context, userID int64) ([]*Credential, er
 	return out, d.internal("list credentials", rows.Err())
 }
 
-// CredentialByCredentialID returns the passkey with this authenticator
-// credential id, with its (live) owner, in one query.
+// CredentialForSignIn returns what verifying an assertion needs of the
+// passkey with this authenticator credential id, and its live owner's
+// handle, in one query: the public key, the flags, the counter and the last
+// use. Other fields are left empty.
 //
 // It runs on the writer connection, not the read pool: a sign-in reads the
 // row and then updates it, and every write makes the pooled readers drop
 // their page caches and re-read the pages with system calls, which cost
-// three times the query. The writer's cache stays warm.
-func (d *DB) CredentialByCredentialID(ctx context.Context, credentialID []byte) (*Credential, *User, error) {
-	d.queries.add("CredentialByCredentialID")
+// more than the query. The writer's cache stays warm.
+func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (*Credential, []byte, error) {
+	d.queries.add("CredentialForSignIn")
 	var (
-		c                Credential
-		u                User
-		transports       string
-		created, lastUse int64
-		userCreated      int64
-		revoked          string
+		c       Credential
+		lastUse int64
+		handle  []byte
 	)
-	// The owner's passkey count is not needed to sign in; 0 stands in.
-	err := d.w.queryRow(ctx, `SELECT `+qualify("credentials", credentialColumns)+`,
-		users.id, users.handle, users.email, users.email_signin, users.created_at,
-		users.tokens_valid_after, users.revoked_sessions, 0
+	err := d.w.queryRow(ctx, `SELECT credentials.id, credentials.user_id, credentials.public_key,
+		credentials.attestation_type, credentials.attestation_format, credentials.sign_count,
+		credentials.user_present, credentials.user_verified, credentials.backup_eligible, credentials.backup_state,
+		credentials.last_used_at, users.handle
 		FROM credentials JOIN users ON users.id = credentials.user_id
 		WHERE credentials.credential_id = ? AND users.deleted_at IS NULL`, credentialID).Scan(
-		&c.ID, &c.UserID, &c.CredentialID, &c.PublicKey, &c.AttestationType, &c.AttestationFormat, &c.AAGUID,
-		&transports, &c.Attachment, &c.SignCount, &c.UserPresent, &c.UserVerified, &c.BackupEligible, &c.BackupState,
-		&c.Name, &created, &lastUse,
-		&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &userCreated, &u.TokensValidAfter, &revoked, &u.Passkeys)
+		&c.ID, &c.UserID, &c.PublicKey, &c.AttestationType, &c.AttestationFormat, &c.SignCount,
+		&c.UserPresent, &c.UserVerified, &c.BackupEligible, &c.BackupState, &lastUse, &handle)
 	if err != nil {
-		return nil, nil, d.notFound("credential by id", err, "This passkey is not registered here.")
+		return nil, nil, d.notFound("credential for sign-in", err, "This passkey is not registered here.")
 	}
-	if transports != "" {
-		c.Transports = strings.Split(transports, ",")
-	}
-	c.CreatedAt = time.UnixMilli(created)
+	c.CredentialID = credentialID
 	if lastUse > 0 {
 		c.LastUsedAt = time.UnixMicro(lastUse)
 	}
-	u.CreatedAt = time.UnixMilli(userCreated)
-	u.RevokedSessions = parseRevokedSessions(revoked)
-	return &c, &u, nil
-}
-
-// qualify prefixes each column of a column list with its table.
-func qualify(table, columns string) string {
-	parts := strings.Split(columns, ",")
-	for i, p := range parts {
-		parts[i] = table + "." + strings.TrimSpace(p)
-	}
-	return strings.Join(parts, ", ")
+	return &c, handle, nil
 }
 
 // CredentialExists reports whether any account has a passkey with this

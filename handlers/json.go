@@ -1,9 +1,9 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 
@@ -55,7 +55,13 @@ func readBeginBody(c echo.Context) error {
 }
 
 func readBody(c echo.Context) ([]byte, error) {
-	body, err := io.ReadAll(c.Request().Body)
+	r := c.Request()
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= MaxBodyBytes {
+		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom checks for EOF
+	}
+	_, err := buf.ReadFrom(r.Body)
+	body := buf.Bytes()
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, errs.E(errs.TooLarge, "")
 	}

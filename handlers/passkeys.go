@@ -73,7 +73,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	cred, owner, err := h.db.CredentialByCredentialID(ctx, parsed.RawID)
+	cred, owner, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
 	if errs.Code(err) == errs.NotFound {
 		return &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
 	}
@@ -82,7 +82,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	}
 	if cer.Kind == auth.CeremonyReauth {
 		s := sessionOf(c)
-		if s == nil || !bytes.Equal(s.Handle(), cer.UserHandle) || !bytes.Equal(owner.Handle, cer.UserHandle) {
+		if s == nil || !bytes.Equal(s.Handle(), cer.UserHandle) || !bytes.Equal(owner, cer.UserHandle) {
 			return errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
 		}
 	}
@@ -100,7 +100,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err := h.db.RecordCredentialUse(ctx, used); err != nil {
 		return err
 	}
-	if err := h.startSession(c, owner.Handle, auth.AMRPasskey); err != nil {
+	if err := h.startSession(c, owner, auth.AMRPasskey); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"redirect": nextOr(cer.Next, "/account")})
