@@ -158,7 +158,18 @@ func randomID(n int) string {
 // user handle, authTime when the person last proved who they are, sid the
 // session id (kept across refreshes).
 func (t *Tokens) Issue(handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
+	return t.IssueAfter(time.Time{}, handle, amr, authTime, sid)
+}
+
+// IssueAfter is Issue for a session that must outlive a revocation stamped
+// at revokedAt (the email change that just voided every older token): its
+// tokens are issued at least a millisecond after the stamp, even when the
+// clock has not moved on yet.
+func (t *Tokens) IssueAfter(revokedAt time.Time, handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
 	now := t.clock.Now()
+	if floor := revokedAt.Truncate(time.Millisecond).Add(time.Millisecond); now.Before(floor) {
+		now = floor
+	}
 	accessExp := now.Add(t.cfg.AccessTTL)
 	refreshExp := now.Add(t.cfg.IdleTTL)
 	if limit := authTime.Add(t.cfg.MaxTTL); refreshExp.After(limit) {

@@ -318,3 +318,102 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 	}
 	return false, nil
 }
+
+// ErrEmailTaken is returned when an account already uses the address.
+var ErrEmailTaken = errs.E(errs.Conflict, "That address now belongs to another account, so your email was not changed.")
+
+// ChangeEmail moves the account handle from oldEmail to newEmail, from a
+// confirmation link issued at issuedAt. Like a sign-in link it works once
+// and only while newer than the row's last link use; it also voids every
+// link issued before now and every token (the "tokens valid after" stamp
+// moves), in one statement, so there is never an account without an email
+// nor two accounts with one.
+func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now time.Time) (*User, error) {
+	d.queries.add("ChangeEmail")
+	ms := now.UnixMilli()
+	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET email = ?1, link_used_at = ?2, tokens_valid_after = ?2,
+			revoked_sessions = '', revoked_at = ?2
+		WHERE handle = ?3 AND email = ?4 AND deleted_at IS NULL AND link_used_at < ?5
+		RETURNING `+userColumns, newEmail, ms, handle, oldEmail, issuedAt))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, errLinkGone
+	case isUniqueViolation(err):
+		return nil, ErrEmailTaken
+	case err != nil:
+		return nil, d.internal("change email", err)
+	}
+	return u, nil
+}
+
+// CheckEmailChange reports, without consuming anything, whether an
+// email-change link could still be used.
+func (d *DB) CheckEmailChange(ctx context.Context, handle []byte, oldEmail string, issuedAt int64) error {
+	d.queries.add("CheckEmailChange")
+	var usedAt int64
+	err := d.r.queryRow(ctx, `SELECT link_used_at FROM users WHERE handle = ? AND email = ? AND deleted_at IS NULL`,
+		handle, oldEmail).Scan(&usedAt)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && usedAt >= issuedAt) {
+		return errLinkGone
+	}
+	return d.internal("check email change", err)
+}
+
+// DeleteUser deletes an account: its passkeys go, and the row becomes a
+// tombstone with no email (so the address can sign up afresh) whose "tokens
+// valid after" stamp voids every token of the account, here and, through
+// the revocation poll, on every instance. The tombstone is purged once no
+// token of the account can still be valid.
+func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) error {
+	d.queries.add("DeleteUser")
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return d.internal("begin delete user", err)
+	}
+	defer tx.Rollback()
+	ms := now.UnixMilli()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE user_id = (SELECT id FROM users WHERE handle = ?)`, handle); err != nil {
+		return d.internal("delete credentials", err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE users SET email = NULL, deleted_at = ?1, tokens_valid_after = ?1,
+			revoked_sessions = '', revoked_at = ?1, link_used_at = ?1
+		WHERE handle = ?2 AND deleted_at IS NULL`, ms, handle)
+	if err != nil {
+		return d.internal("delete user", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errs.E(errs.NotFound, "This account no longer exists.")
+	}
+	return d.internal("commit delete user", tx.Commit())
+}
+
+// ErrNoPasskeyForPasskeyOnly refuses turning email sign-in off for an
+// account that has no passkey to sign in with.
+var ErrNoPasskeyForPasskeyOnly = errs.E(errs.Conflict, "Add a passkey before turning email sign-in off, or you could not sign in at all.")
+
+// SetEmailSignIn turns email sign-in on or off. Turning it off needs a
+// passkey on the account and voids every link issued before now.
+func (d *DB) SetEmailSignIn(ctx context.Context, userID int64, enabled bool, now time.Time) error {
+	d.queries.add("SetEmailSignIn")
+	var (
+		res sql.Result
+		err error
+	)
+	if enabled {
+		res, err = d.w.exec(ctx, `UPDATE users SET email_signin = 1 WHERE id = ? AND deleted_at IS NULL`, userID)
+	} else {
+		res, err = d.w.exec(ctx, `UPDATE users SET email_signin = 0, link_used_at = max(link_used_at, ?1)
+			WHERE id = ?2 AND deleted_at IS NULL
+			AND EXISTS (SELECT 1 FROM credentials WHERE credentials.user_id = users.id)`, now.UnixMilli(), userID)
+	}
+	if err != nil {
+		return d.internal("set email sign-in", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if enabled {
+			return errs.E(errs.NotFound, "This account no longer exists.")
+		}
+		return ErrNoPasskeyForPasskeyOnly
+	}
+	return nil
+}

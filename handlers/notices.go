@@ -80,3 +80,20 @@ func describeBrowser(ua string) string {
 	}
 	return browser + " on " + system
 }
+
+// sendEmailTakenNotice tells the owner of an address that someone tried
+// to move another account to it. It is sent at once (not in the
+// background), like the link it stands in for.
+func (h *Handler) sendEmailTakenNotice(c echo.Context, to string) error {
+	e := views.NoticeEmail{
+		Subject: "Someone tried to use your address on " + views.SiteName,
+		Paragraphs: []string{
+			"Someone signed in to another " + views.SiteName + " account at " + h.cfg.BaseURL.Host + " asked to change its email address to this one.",
+			"This address already belongs to your account, so nothing was changed.",
+		},
+		When:     views.Stamp(h.clock.Now()),
+		IfNotYou: "You don't need to do anything.",
+		Host:     h.cfg.BaseURL.Host,
+	}
+	return h.sendEmail(c.Request().Context(), to, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+}

@@ -52,6 +52,13 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/account/passkeys/finish", h.finishPasskeyRegistration, signedIn...)
 	e.POST("/account/passkeys/:id/rename", h.renamePasskey, signedIn...)
 	e.POST("/account/passkeys/:id/delete", h.deletePasskey, signedIn...)
+	e.POST("/account/email", h.requestEmailChange, signedIn...)
+	e.POST("/account/email-signin", h.setEmailSignIn, signedIn...)
+	e.Match(getHead, "/account/delete", h.deleteAccountPage, signedIn...)
+	e.POST("/account/delete", h.deleteAccount, signedIn...)
+	// Confirming a new address works from any browser, signed in or not.
+	e.Match(getHead, "/account/email/confirm", h.emailChangePage, link...)
+	e.POST("/account/email/confirm", h.confirmEmailChange, link...)
 }
 
 // serveStatic serves the embedded assets. Pages reference them with a

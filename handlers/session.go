@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -125,3 +126,6 @@ func (h *Handler) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 		return c.Redirect(http.StatusSeeOther, to)
 	}
 }
+
+// encodeHandle returns the token subject of a user handle.
+func encodeHandle(handle []byte) string { return base64.RawURLEncoding.EncodeToString(handle) }

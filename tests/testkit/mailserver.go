@@ -199,7 +199,11 @@ func (m *MailServer) WaitForMatch(tb testing.TB, addr string, after int, match f
 			}
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("no matching email to %s arrived after the first %d (got %d)", addr, after, len(got))
+			var subjects []string
+			for _, m := range got {
+				subjects = append(subjects, m.Subject)
+			}
+			tb.Fatalf("no matching email to %s arrived after the first %d; got %q", addr, after, subjects)
 		}
 		select {
 		case <-m.arrived:

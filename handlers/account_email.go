@@ -1,0 +1,153 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/views"
+)
+
+// requestEmailChange sends a confirmation link to the new address (a
+// sensitive action). The account changes only when that link is confirmed.
+// An address that belongs to another account, or that has had its share of
+// emails, gets the same answer and no email.
+func (h *Handler) requestEmailChange(c echo.Context) error {
+	if err := parseForm(c); err != nil {
+		return err
+	}
+	u, err := h.currentUser(c)
+	if err != nil {
+		return err
+	}
+	if err := h.requireFresh(c, u, "/account"); err != nil {
+		return err
+	}
+	form := views.EmailChangeForm{Email: c.Request().PostForm.Get("email")}
+	if !form.Validate() {
+		return h.renderAccount(c, http.StatusBadRequest, u, form, "")
+	}
+	if form.Email == u.Email {
+		form.Error = "That is already your address."
+		return h.renderAccount(c, http.StatusBadRequest, u, form, "")
+	}
+	ctx := c.Request().Context()
+	_, err = h.db.UserByEmail(ctx, form.Email)
+	taken := err == nil
+	if err != nil && errs.Code(err) != errs.NotFound {
+		return err
+	}
+	if allowed, _ := h.emailLimiter.Allow(form.Email, h.clock.Now()); allowed {
+		// A taken address gets a notice instead of a link: an email goes
+		// out either way, so neither the answer nor its timing tells
+		// whether the address has an account.
+		send := func() error {
+			return h.sendEmailTakenNotice(c, form.Email)
+		}
+		if !taken {
+			send = func() error {
+				l := &auth.Link{Kind: auth.LinkEmailChange, Handle: u.Handle, Email: form.Email, Next: u.Email}
+				return h.sendLink(c, l, "email-change", u.Email)
+			}
+		}
+		if err := send(); err != nil {
+			if errs.Code(err) != errs.Unavailable {
+				return err
+			}
+			form.Error = errs.Message(err)
+			return h.renderAccount(c, http.StatusServiceUnavailable, u, form, "")
+		}
+	}
+	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{},
+		"We've sent a confirmation link to "+form.Email+". Your address changes when you open it; until then, nothing changes.")
+}
+
+// emailChangeLink opens an email-change link. The link's Next field holds
+// the address being replaced (sealed, like everything in it).
+func (h *Handler) emailChangeLink(c echo.Context, token string) (*auth.Link, error) {
+	l, err := h.keys.OpenLink(token, h.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	if l.Kind != auth.LinkEmailChange || l.Next == "" {
+		return nil, errWrongLinkKind
+	}
+	return l, nil
+}
+
+// emailChangePage (GET and HEAD) names both addresses and asks for a
+// click; like the sign-in link page it never consumes the token.
+func (h *Handler) emailChangePage(c echo.Context) error {
+	token := c.QueryParam("token")
+	l, err := h.emailChangeLink(c, token)
+	if err != nil {
+		return err
+	}
+	if err := h.db.CheckEmailChange(c.Request().Context(), l.Handle, l.Next, l.IssuedAt.UnixMilli()); err != nil {
+		return err
+	}
+	return h.render(c, http.StatusOK, views.LinkConfirm(h.page(c, "Confirm your new email address"), views.LinkConfirmView{
+		Action:   "/account/email/confirm",
+		Token:    token,
+		Email:    l.Email,
+		OldEmail: l.Next,
+	}))
+}
+
+// confirmEmailChange (POST) makes the change, once. Every token issued
+// before it stops working everywhere; the old address gets a notice. This
+// browser stays signed in if it was signed in to this account; another
+// browser is sent to sign in.
+func (h *Handler) confirmEmailChange(c echo.Context) error {
+	if err := parseForm(c); err != nil {
+		return err
+	}
+	l, err := h.emailChangeLink(c, c.Request().PostForm.Get("token"))
+	if err != nil {
+		return err
+	}
+	now := h.clock.Now()
+	u, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMilli(), now)
+	if err != nil {
+		return err
+	}
+	sub := encodeHandle(u.Handle)
+	h.revocations.RevokeUser(sub, now.UnixMilli())
+	h.sendNotice(c, l.Next, "Your "+views.SiteName+" email address was changed",
+		"The email address of your account was changed from this address to "+maskEmail(u.Email)+". Sign-in links and notices now go to the new address.",
+		"Every device that was signed in has been signed out.")
+
+	s := sessionOf(c)
+	if s == nil || s.Subject != sub {
+		h.clearSessionCookies(c)
+		return h.render(c, http.StatusOK, views.Message(h.page(c, "Email address changed"), views.MessageView{
+			Title:       "Your email address is now " + u.Email,
+			Body:        "Every device that was signed in has been signed out. Sign in again to continue.",
+			ActionHref:  "/signin",
+			ActionLabel: "Sign in",
+		}))
+	}
+	// The same person, in the same browser: a new session with the same
+	// proof of identity, so a passkey session stays a passkey session.
+	issued, err := h.tokens.IssueAfter(now, u.Handle, s.AMR, timeUnix(s.AuthTime), auth.NewSessionID())
+	if err != nil {
+		return err
+	}
+	h.setSessionCookies(c, issued)
+	c.Set(sessionContextKey, issued.Claims)
+	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "Your email address is now "+u.Email+". Every other device has been signed out.")
+}
+
+// maskEmail shows enough of an address to recognise it, not to harvest
+// it: "al•••@example.com".
+func maskEmail(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok {
+		return "•••"
+	}
+	keep := min(2, len(local))
+	return local[:keep] + "•••@" + domain
+}

@@ -1,0 +1,305 @@
+package tests
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/tests/testkit"
+)
+
+// emailLink waits for the next email to addr carrying a link under path
+// and returns that link's token.
+func emailLink(t *testing.T, a *testkit.App, addr string, after int, path string) string {
+	t.Helper()
+	m := a.Mail.WaitForMatch(t, addr, after, func(m testkit.Mail) bool { return strings.Contains(m.Text, path+"?token=") })
+	return linkToken(t, m)
+}
+
+// notice waits for a notice to addr whose subject contains subject, and
+// checks that it carries no link at all.
+func notice(t *testing.T, a *testkit.App, addr, subject string) testkit.Mail {
+	t.Helper()
+	m := a.Mail.WaitForMatch(t, addr, 0, func(m testkit.Mail) bool { return strings.Contains(m.Subject, subject) })
+	if links := m.Links(); len(links) != 0 {
+		t.Errorf("notice %q carries links: %v", m.Subject, links)
+	}
+	if strings.Contains(m.HTML, "<a ") {
+		t.Errorf("notice %q has a link in its HTML", m.Subject)
+	}
+	for _, want := range []string{"When:", "Wasn't you?"} {
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("notice %q lacks %q:\n%s", m.Subject, want, m.Text)
+		}
+	}
+	return m
+}
+
+func TestChangeEmail(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+	b := a.Browser(t)
+	signIn(t, a, b, "old@example.com")
+	other := a.Browser(t)
+	signIn(t, a, other, "old@example.com")
+	staleLink := requestLink(t, a, a.Browser(t), "old@example.com")
+
+	r := b.Post("/account/email", url.Values{"email": {"New@Example.com"}})
+	expectPage(t, r, http.StatusOK, "sent a confirmation link to new@example.com")
+	expectPage(t, b.Get("/account"), http.StatusOK, "old@example.com") // nothing changed yet
+	tok := emailLink(t, a, "new@example.com", 0, "/account/email/confirm")
+
+	page := a.Browser(t).Get("/account/email/confirm?token=" + tok) // a scanner
+	expectPage(t, page, http.StatusOK, "old@example.com", "new@example.com", "Use new@example.com")
+	if page.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Error("email confirmation page lacks Referrer-Policy: no-referrer")
+	}
+	r = b.Post("/account/email/confirm", url.Values{"token": {tok}})
+	expectPage(t, r, http.StatusOK, "Your email address is now new@example.com")
+	expectPage(t, b.Get("/account"), http.StatusOK, "new@example.com") // this browser: still signed in
+	time.Sleep(300 * time.Millisecond)
+	if signedIn(t, other) {
+		t.Error("another browser is still signed in after the email change")
+	}
+	n := notice(t, a, "old@example.com", "email address was changed")
+	if !strings.Contains(n.Text, "ne•••@example.com") || !strings.Contains(n.Text, "Chrome on Linux") {
+		t.Errorf("old-address notice:\n%s", n.Text)
+	}
+	// Used once; older links to the old address are void; the new address
+	// signs in; the old address is free for a new account.
+	expectStatus(t, b.Post("/account/email/confirm", url.Values{"token": {tok}}), http.StatusGone)
+	expectStatus(t, a.Browser(t).Post("/signin/link", url.Values{"token": {staleLink}}), http.StatusGone)
+	signIn(t, a, a.Browser(t), "new@example.com")
+	clock.Advance(15 * time.Minute) // old@ has had its 3 emails for now
+	fresh := a.Browser(t)
+	tok = requestLink(t, a, fresh, "old@example.com")
+	expectPage(t, fresh.Get("/signin/link?token="+tok), http.StatusOK, "Create your account")
+}
+
+func TestChangeEmailConfirmedElsewhereAsksToSignIn(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "pia@example.com")
+	expectStatus(t, b.Post("/account/email", url.Values{"email": {"pia2@example.com"}}), http.StatusOK)
+	phone := a.Browser(t)
+	r := phone.Post("/account/email/confirm", url.Values{"token": {emailLink(t, a, "pia2@example.com", 0, "/account/email/confirm")}})
+	expectPage(t, r, http.StatusOK, "Your email address is now pia2@example.com", `href="/signin"`)
+	if phone.Cookie("__Host-at") != "" {
+		t.Error("confirming in another browser signed that browser in")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if signedIn(t, b) {
+		t.Error("the browser that asked is still signed in with pre-change tokens")
+	}
+}
+
+func TestChangeEmailToATakenAddressLooksTheSame(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "quin@example.com")
+	signIn(t, a, a.Browser(t), "taken@example.com")
+	before := len(a.Mail.MailsTo("taken@example.com"))
+
+	free := b.Post("/account/email", url.Values{"email": {"free@example.com"}})
+	taken := b.Post("/account/email", url.Values{"email": {"taken@example.com"}})
+	expectStatus(t, taken, http.StatusOK)
+	norm := func(r *testkit.Response) string {
+		return strings.ReplaceAll(strings.ReplaceAll(r.Body, "free@example.com", "X"), "taken@example.com", "X")
+	}
+	if norm(free) != norm(taken) {
+		t.Error("a taken address gets a different answer")
+	}
+	m := a.Mail.WaitForMatch(t, "taken@example.com", before, func(testkit.Mail) bool { return true })
+	if len(m.Links()) != 0 || !strings.Contains(m.Subject, "tried to use your address") {
+		t.Errorf("the taken address got %q with links %v", m.Subject, m.Links())
+	}
+	expectPage(t, b.Get("/account"), http.StatusOK, "quin@example.com")
+	// Bad input on the form.
+	expectPage(t, b.Post("/account/email", url.Values{"email": {"not an address"}}), http.StatusBadRequest, "Enter just one email address")
+	expectPage(t, b.Post("/account/email", url.Values{"email": {"quin@example.com"}}), http.StatusBadRequest, "already your address")
+}
+
+func TestEmailChangeRaces(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	// One account, two pending changes: exactly one wins.
+	b := a.Browser(t)
+	signIn(t, a, b, "race@example.com")
+	expectStatus(t, b.Post("/account/email", url.Values{"email": {"x@example.com"}}), http.StatusOK)
+	expectStatus(t, b.Post("/account/email", url.Values{"email": {"y@example.com"}}), http.StatusOK)
+	toks := []string{emailLink(t, a, "x@example.com", 0, "/account/email/confirm"), emailLink(t, a, "y@example.com", 0, "/account/email/confirm")}
+	codes := confirmAtOnce(t, a, toks)
+	if codes[http.StatusOK] != 1 || codes[http.StatusGone] != 1 {
+		t.Errorf("two changes of one account: %v, want one 200 and one 410", codes)
+	}
+
+	// Two accounts, one new address: exactly one gets it.
+	c1, c2 := a.Browser(t), a.Browser(t)
+	signIn(t, a, c1, "one@example.com")
+	signIn(t, a, c2, "two@example.com")
+	expectStatus(t, c1.Post("/account/email", url.Values{"email": {"both@example.com"}}), http.StatusOK)
+	expectStatus(t, c2.Post("/account/email", url.Values{"email": {"both@example.com"}}), http.StatusOK)
+	mails := a.Mail.MailsTo("both@example.com")
+	if len(mails) != 2 {
+		t.Fatalf("%d confirmation emails", len(mails))
+	}
+	codes = confirmAtOnce(t, a, []string{linkToken(t, mails[0]), linkToken(t, mails[1])})
+	if codes[http.StatusOK] != 1 || codes[http.StatusConflict] != 1 {
+		t.Errorf("two accounts to one address: %v, want one 200 and one 409", codes)
+	}
+	// No account lost its email; the address belongs to one account.
+	owners := 0
+	for _, b := range []*testkit.Browser{c1, c2} {
+		if strings.Contains(b.Get("/account").Body, "both@example.com") {
+			owners++
+		}
+	}
+	signIn(t, a, a.Browser(t), "both@example.com")
+	if owners > 1 {
+		t.Errorf("%d accounts show both@example.com", owners)
+	}
+}
+
+func confirmAtOnce(t *testing.T, a *testkit.App, toks []string) map[int]int {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		codes = map[int]int{}
+	)
+	for _, tok := range toks {
+		wg.Go(func() {
+			r := a.Browser(t).Post("/account/email/confirm", url.Values{"token": {tok}})
+			mu.Lock()
+			codes[r.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return codes
+}
+
+func TestSensitiveAccountActionsNeedAStepUp(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+	b := a.Browser(t)
+	signIn(t, a, b, "rob@example.com")
+	clock.Advance(11 * time.Minute)
+	for _, r := range []*testkit.Response{
+		b.Post("/account/email", url.Values{"email": {"rob2@example.com"}}),
+		b.Get("/account/delete"),
+		b.Post("/account/delete", url.Values{"confirm": {"rob@example.com"}}),
+		b.Post("/account/email-signin", url.Values{"enabled": {"false"}}),
+	} {
+		expectStatus(t, r, http.StatusSeeOther)
+		if !strings.HasPrefix(r.Header.Get("Location"), "/account/reauth?next=") {
+			t.Errorf("%s %s → %q", r.Request.Method, r.Request.URL.Path, r.Header.Get("Location"))
+		}
+	}
+	expectPage(t, b.Get("/account"), http.StatusOK, "rob@example.com")
+	if len(a.Mail.MailsTo("rob2@example.com")) != 0 {
+		t.Error("a stale session sent an email-change link")
+	}
+}
+
+func TestDeleteAccount(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "sue@example.com")
+	first := addPasskey(t, a, b)
+	expectStatus(t, passkeySignIn(t, b, first), http.StatusOK)
+	pk := addPasskey(t, a, b)
+	other := a.Browser(t)
+	signIn(t, a, other, "sue@example.com")
+
+	page := b.Get("/account/delete")
+	expectPage(t, page, http.StatusOK, "sue@example.com", "its 2 passkeys", "every device is signed out", `name="confirm"`)
+	expectPage(t, b.Post("/account/delete", url.Values{"confirm": {"someone@example.com"}}), http.StatusBadRequest, "exactly as shown")
+	expectPage(t, b.Get("/account"), http.StatusOK, "sue@example.com")
+
+	r := b.Post("/account/delete", url.Values{"confirm": {" SUE@example.com "}})
+	expectPage(t, r, http.StatusOK, "Your account has been deleted")
+	if !strings.Contains(setCookieHeader(r, "__Host-at"), "Max-Age=0") {
+		t.Error("deleting did not clear this browser's cookies")
+	}
+	if signedIn(t, b) || signedIn(t, other) {
+		t.Error("a browser is still signed in after the account was deleted")
+	}
+	notice(t, a, "sue@example.com", "account was deleted")
+	// The other browser's stolen-in-time tokens cannot add a passkey.
+	expectStatus(t, other.PostJSON("/account/passkeys/begin", nil), http.StatusUnauthorized)
+	// The passkeys no longer sign in.
+	expectStatus(t, passkeySignIn(t, a.Browser(t), pk), http.StatusNotFound)
+	// The address signs up afresh, as a new empty account.
+	fresh := a.Browser(t)
+	tok := requestLink(t, a, fresh, "sue@example.com")
+	expectPage(t, fresh.Get("/signin/link?token="+tok), http.StatusOK, "Create your account")
+	expectStatus(t, fresh.Post("/signin/link", url.Values{"token": {tok}}), http.StatusSeeOther)
+	if strings.Contains(fresh.Get("/account").Body, "passkey-name") {
+		t.Error("the new account inherited passkeys")
+	}
+}
+
+func TestPasskeyOnlyAccount(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+	b := a.Browser(t)
+	signIn(t, a, b, "tess@example.com")
+	// No passkey yet: email sign-in cannot be turned off.
+	expectPage(t, b.Get("/account"), http.StatusOK, "Add a passkey first")
+	expectStatus(t, b.Post("/account/email-signin", url.Values{"enabled": {"false"}}), http.StatusConflict)
+	pk := addPasskey(t, a, b)
+	pending := requestLink(t, a, a.Browser(t), "tess@example.com")
+
+	// A link session cannot turn it off: a passkey sign-in is needed.
+	r := b.Post("/account/email-signin", url.Values{"enabled": {"false"}})
+	expectStatus(t, r, http.StatusSeeOther)
+	expectStatus(t, passkeySignIn(t, b, pk), http.StatusOK)
+	expectPage(t, b.Post("/account/email-signin", url.Values{"enabled": {"false"}}), http.StatusOK, "only your passkeys can sign in")
+	expectPage(t, b.Get("/account"), http.StatusOK, "Passkeys only", "Turn email sign-in back on")
+	notice(t, a, "tess@example.com", "Email sign-in was turned off")
+
+	// A link sent before the switch no longer works.
+	expectStatus(t, a.Browser(t).Post("/signin/link", url.Values{"token": {pending}}), http.StatusGone)
+	// Asking for a link answers as for any address, and sends a notice.
+	before := len(a.Mail.MailsTo("tess@example.com"))
+	r = a.Browser(t).Post("/signin/email", url.Values{"email": {"tess@example.com"}})
+	expectStatus(t, r, http.StatusSeeOther)
+	if r.Header.Get("Location") != "/signin/sent" {
+		t.Errorf("Location %q", r.Header.Get("Location"))
+	}
+	m := a.Mail.WaitForMatch(t, "tess@example.com", before, func(testkit.Mail) bool { return true })
+	if len(m.Links()) != 0 || !strings.Contains(m.Text, "passkeys only") {
+		t.Errorf("passkey-only account got %q with links %v:\n%s", m.Subject, m.Links(), m.Text)
+	}
+
+	// The last passkey of a passkey-only account cannot be deleted.
+	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(b.Get("/account").Body)[1]
+	expectPage(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusConflict, "only passkey", "Turn email sign-in back on")
+	expectPage(t, b.Get("/account"), http.StatusOK, "passkey-name")
+
+	// Turned back on from the passkey session; links work again.
+	expectPage(t, b.Post("/account/email-signin", url.Values{"enabled": {"true"}}), http.StatusOK, "Email sign-in is on")
+	notice(t, a, "tess@example.com", "Email sign-in was turned on")
+	clock.Advance(15 * time.Minute) // the address has had its 3 emails for now
+	signIn(t, a, a.Browser(t), "tess@example.com")
+	// Bad input.
+	expectStatus(t, b.Post("/account/email-signin", url.Values{"enabled": {"maybe"}}), http.StatusBadRequest)
+}
+
+func TestPasskeyNotices(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "uli@example.com")
+	pk := addPasskey(t, a, b)
+	n := notice(t, a, "uli@example.com", "passkey was added")
+	if !strings.Contains(n.Text, "Chrome on Linux") {
+		t.Errorf("notice does not say which browser:\n%s", n.Text)
+	}
+	expectStatus(t, passkeySignIn(t, b, pk), http.StatusOK)
+	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(b.Get("/account").Body)[1]
+	expectStatus(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
+	notice(t, a, "uli@example.com", "passkey was removed")
+}
