@@ -60,7 +60,7 @@ var titles = map[string]string{
 	errs.Forbidden:       "Not allowed",
 	errs.ReauthRequired:  "Please confirm it's you",
 	errs.NotFound:        "Page not found",
-	errs.Conflict:        "That clashes with something",
+	errs.Conflict:        "That can't be done as things are",
 	errs.Gone:            "This link can't be used any more",
 	errs.TooLarge:        "Request too large",
 	errs.Unsupported:     "Unsupported format",

@@ -299,6 +299,16 @@ func TestBrowserPasskeyJourney(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`ul.passkeys li:first-child form[action$="/delete"] button`)))
 	s.waitFor("one passkey left", `location.pathname === "/account" && document.querySelectorAll(".passkey-name").length === 1`)
 
+	// 8. Passkeys only: turn email sign-in off (the step-up just now
+	// counts), then try to delete the last passkey, which is refused.
+	s.do("turn email sign-in off", chromedp.Click(chromedp.CSS(`form[action="/account/email-signin"] button`)))
+	s.waitFor("passkeys only", `document.body.textContent.includes("Passkeys only")`)
+	s.do("delete the last passkey", chromedp.Click(chromedp.CSS(`ul.passkeys li:first-child form[action$="/delete"] button`)))
+	s.waitFor("the refusal", `document.body.textContent.includes("only passkey of an account that signs in with passkeys only")`)
+	s.screenshot("last-passkey-refused")
+	s.do("back to the account", chromedp.Navigate(a.URL+"/account"))
+	s.waitFor("the passkey is still there", `document.querySelectorAll(".passkey-name").length === 1`)
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.exceptions) > 0 {

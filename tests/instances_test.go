@@ -1,0 +1,244 @@
+package tests
+
+import (
+	"encoding/json"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/tests/downstream"
+	"github.com/latchkey/latchkey/tests/testkit"
+)
+
+// requestPathQueries counts the statements an instance ran other than its
+// background revocation poll and tombstone purge.
+func requestPathQueries(a *testkit.App) int64 {
+	var n int64
+	for name, c := range a.App.DB.Queries() {
+		if name != "RevocationsSince" && name != "PurgeTombstones" {
+			n += c
+		}
+	}
+	return n
+}
+
+// TestTwoInstancesShareOneSecret runs two instances behind one public
+// origin on one database, and measures how long "Sign out everywhere" on A
+// takes to be felt on B, over 20 trials, with the production poll interval.
+func TestTwoInstancesShareOneSecret(t *testing.T) {
+	secret := testkit.NewSecret()
+	dbPath := t.TempDir() + "/shared.db"
+	mail := testkit.StartMailServer(t, false)
+	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: 500 * time.Millisecond})
+	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: 500 * time.Millisecond,
+		Env: map[string]string{"BASE_URL": a.URL}})
+
+	var delays []time.Duration
+	var requests int
+	queriesBefore := requestPathQueries(b)
+	for i := range 20 {
+		onA := a.Browser(t)
+		signIn(t, a, onA, "trial"+strconv.Itoa(i)+"@example.com")
+		onB := b.Browser(t) // the same person, routed to B
+		onA.CopyCookies(onB)
+		requests++
+		if !signedIn(t, onB) {
+			t.Fatal("instance B does not accept a session from instance A")
+		}
+		// Sign out at a random moment of B's poll cycle; otherwise every
+		// trial starts right after the poll that ended the previous one.
+		time.Sleep(time.Duration(mrand.Int64N(int64(500 * time.Millisecond))))
+		expectStatus(t, onA.Post("/signout/everywhere", nil), http.StatusSeeOther)
+		start := time.Now()
+		for {
+			requests++
+			if !signedIn(t, onB) {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatal("instance B still accepts the session 5 s after sign-out everywhere on A")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		delays = append(delays, time.Since(start))
+	}
+	queries := requestPathQueries(b) - queriesBefore
+	slices.Sort(delays)
+	median, worst := delays[len(delays)/2], delays[len(delays)-1]
+	t.Logf("revocation delay A→B over %d trials: median %v, worst %v; %d signed-in requests on B ran %d database queries",
+		len(delays), median.Round(time.Millisecond), worst.Round(time.Millisecond), requests, queries)
+	if worst > 2*time.Second {
+		t.Errorf("worst revocation delay %v, want ≤ 2 s", worst)
+	}
+	if queries != 0 {
+		t.Errorf("B's request path ran %d database queries, want 0", queries)
+	}
+}
+
+// reserveAddr returns a free loopback address.
+func reserveAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// restart starts an instance on addr (so its URL stays the same) with the
+// given secrets, on the shared database.
+func restart(t *testing.T, addr, secrets, dbPath string, mail *testkit.MailServer) *testkit.App {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the previous instance's port may take a moment to free
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testkit.StartApp(t, testkit.AppOptions{SecretKeys: secrets, DatabasePath: dbPath, Mail: mail, Listener: ln})
+}
+
+func jwksKids(t *testing.T, a *testkit.App) []string {
+	t.Helper()
+	var set struct {
+		Keys []struct{ Kid, Alg, Use string }
+	}
+	r := a.Browser(t).Get("/.well-known/jwks.json")
+	expectStatus(t, r, http.StatusOK)
+	if err := json.Unmarshal([]byte(r.Body), &set); err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		if k.Alg != "EdDSA" || k.Use != "sig" {
+			t.Errorf("JWKS key %+v", k)
+		}
+		kids = append(kids, k.Kid)
+	}
+	return kids
+}
+
+func TestKeyRotation(t *testing.T) {
+	oldSecret, newSecret := testkit.NewSecret(), testkit.NewSecret()
+	dbPath := t.TempDir() + "/rotation.db"
+	mail := testkit.StartMailServer(t, false)
+	addr := reserveAddr(t)
+
+	one := restart(t, addr, oldSecret, dbPath, mail)
+	old := one.Browser(t)
+	signIn(t, one, old, "val@example.com")
+	oldKid := tokenHeader(t, old.Cookie("__Host-at"))["kid"]
+	if kids := jwksKids(t, one); len(kids) != 1 || kids[0] != oldKid {
+		t.Fatalf("JWKS %v, token kid %v", kids, oldKid)
+	}
+	one.Stop()
+
+	// Prepend a new secret: new tokens use the new key, old ones still work.
+	two := restart(t, addr, newSecret+","+oldSecret, dbPath, mail)
+	if !signedIn(t, old) {
+		t.Error("a token of the old key stopped working while the old secret is still listed")
+	}
+	fresh := two.Browser(t)
+	signIn(t, two, fresh, "wes@example.com")
+	newKid := tokenHeader(t, fresh.Cookie("__Host-at"))["kid"]
+	if newKid == oldKid {
+		t.Error("new tokens still use the old key")
+	}
+	if kids := jwksKids(t, two); len(kids) != 2 || kids[0] != newKid || kids[1] != oldKid {
+		t.Errorf("JWKS %v, want [%v %v]", kids, newKid, oldKid)
+	}
+	two.Stop()
+
+	// Remove the old secret: its tokens end.
+	three := restart(t, addr, newSecret, dbPath, mail)
+	if signedIn(t, old) {
+		t.Error("a token of a removed secret still works")
+	}
+	if !signedIn(t, fresh) {
+		t.Error("a token of the remaining secret stopped working")
+	}
+	if kids := jwksKids(t, three); len(kids) != 1 || kids[0] != newKid {
+		t.Errorf("JWKS %v, want [%v]", kids, newKid)
+	}
+}
+
+func TestDownstreamServiceVerifiesTokensWithTheKeySetOnly(t *testing.T) {
+	oldSecret, newSecret := testkit.NewSecret(), testkit.NewSecret()
+	dbPath := t.TempDir() + "/downstream.db"
+	mail := testkit.StartMailServer(t, false)
+	addr := reserveAddr(t)
+	one := restart(t, addr, oldSecret, dbPath, mail)
+
+	now := time.Now()
+	svc := &downstream.Service{Issuer: one.URL, Client: http.DefaultClient, MinRefetch: time.Second, Now: func() time.Time { return now }}
+	ds := httptest.NewServer(svc)
+	t.Cleanup(ds.Close)
+	call := func(token string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodGet, ds.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+
+	b := one.Browser(t)
+	signIn(t, one, b, "xia@example.com")
+	access := b.Cookie("__Host-at")
+	code, body := call(access)
+	if code != http.StatusOK || body["sub"] != tokenClaims(t, access)["sub"] {
+		t.Fatalf("downstream: %d %v", code, body)
+	}
+	// Tampered, the refresh token, garbage: refused.
+	parts := strings.Split(access, ".")
+	for name, bad := range map[string]string{
+		"tampered":      parts[0] + "." + parts[1] + "x." + parts[2],
+		"refresh token": b.Cookie("__Host-rt"),
+		"garbage":       "x",
+		"unsigned":      parts[0] + "." + parts[1] + ".",
+	} {
+		if code, _ := call(bad); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", name, code)
+		}
+	}
+	// Expired: refused.
+	now = now.Add(11 * time.Minute)
+	if code, _ := call(access); code != http.StatusUnauthorized {
+		t.Errorf("expired token: %d, want 401", code)
+	}
+	now = time.Now()
+	fetches := svc.Fetches
+
+	// Keys rotate: a token with a new kid makes the service fetch the key
+	// set again, once.
+	one.Stop()
+	two := restart(t, addr, newSecret+","+oldSecret, dbPath, mail)
+	c := two.Browser(t)
+	signIn(t, two, c, "yan@example.com")
+	now = now.Add(2 * time.Second) // past MinRefetch
+	if code, _ := call(c.Cookie("__Host-at")); code != http.StatusOK {
+		t.Errorf("token of the new key: %d", code)
+	}
+	if code, _ := call(access); code != http.StatusOK {
+		t.Errorf("token of the old key, still listed: %d", code)
+	}
+	if svc.Fetches != fetches+1 {
+		t.Errorf("key set fetched %d times after rotation, want once", svc.Fetches-fetches)
+	}
+}
