@@ -92,6 +92,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	logger.Info("stopped")
+	logger.Info("stopped", "sqlite_busy_errors", a.DB.BusyErrors())
 	return nil
 }

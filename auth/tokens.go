@@ -9,6 +9,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,7 @@ type Claims struct {
 	AuthTime int64     `json:"auth_time"`
 	AMR      []string  `json:"amr"`
 	SID      string    `json:"sid"`
-	JTI      string    `json:"jti"`
+	JTI      string    `json:"jti,omitempty"` // access tokens only
 }
 
 // GetExpirationTime implements jwt.Claims.
@@ -98,7 +99,7 @@ type TokenConfig struct {
 	AccessTTL  time.Duration
 	IdleTTL    time.Duration // a refresh token lives this long unused
 	MaxTTL     time.Duration // and never past sign-in + MaxTTL
-	CacheLimit int           // verified access tokens kept; 0 means 16384
+	CacheLimit int           // verified access tokens kept; 0 means 8192
 }
 
 // Tokens issues and verifies access and refresh tokens.
@@ -111,18 +112,22 @@ type Tokens struct {
 	refreshParser   *jwt.Parser
 	refreshAudience string
 
+	// cache holds access tokens whose signature has been verified, keyed
+	// by the token itself: looking up the exact bytes costs less than
+	// hashing them, and can never confuse two tokens. Bounded by
+	// CacheLimit (about 4 MB at the default).
 	cacheMu sync.RWMutex
-	cache   map[[sha256.Size]byte]*Claims
+	cache   map[string]*Claims
 }
 
 // NewTokens returns a token service.
 func NewTokens(cfg TokenConfig, keys *Keys, clock Clock, revoked *Revocations) *Tokens {
 	if cfg.CacheLimit == 0 {
-		cfg.CacheLimit = 16384
+		cfg.CacheLimit = 8192
 	}
 	t := &Tokens{cfg: cfg, keys: keys, clock: clock, revoked: revoked,
 		refreshAudience: cfg.BaseURL + "/refresh",
-		cache:           make(map[[sha256.Size]byte]*Claims)}
+		cache:           make(map[string]*Claims)}
 	t.accessParser = t.parser(jwt.SigningMethodEdDSA, cfg.BaseURL)
 	t.refreshParser = t.parser(jwt.SigningMethodHS256, t.refreshAudience)
 	return t
@@ -199,7 +204,9 @@ func (t *Tokens) IssueAfter(revokedAt time.Time, handle []byte, amr []string, au
 	rc := c
 	rc.Audience = t.refreshAudience
 	rc.Expires = refreshExp.Unix()
-	rc.JTI = randomID(9)
+	// Nothing looks refresh tokens up by id, and they travel with every
+	// request: no jti.
+	rc.JTI = ""
 	refresh, err := t.sign(TypeRefresh, &rc)
 	if err != nil {
 		return nil, err
@@ -272,8 +279,10 @@ func (c *Claims) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `],"sid":`...)
 	b = appendJSONString(b, c.SID)
-	b = append(b, `,"jti":`...)
-	b = appendJSONString(b, c.JTI)
+	if c.JTI != "" {
+		b = append(b, `,"jti":`...)
+		b = appendJSONString(b, c.JTI)
+	}
 	return append(b, '}')
 }
 
@@ -307,15 +316,14 @@ func (t *Tokens) VerifyAccess(raw string) (*Claims, error) {
 		return nil, ErrTokenInvalid
 	}
 	now := t.clock.Now()
-	key := sha256.Sum256([]byte(raw))
 	t.cacheMu.RLock()
-	c, hit := t.cache[key]
+	c, hit := t.cache[raw]
 	t.cacheMu.RUnlock()
 	if hit {
 		if !t.claimsValid(c, t.cfg.BaseURL, now) {
 			if now.Unix() > c.Expires+1 {
 				t.cacheMu.Lock()
-				delete(t.cache, key)
+				delete(t.cache, raw)
 				t.cacheMu.Unlock()
 			}
 			return nil, ErrTokenInvalid
@@ -325,7 +333,9 @@ func (t *Tokens) VerifyAccess(raw string) (*Claims, error) {
 		if c, err = t.parse(t.accessParser, TypeAccess, raw); err != nil {
 			return nil, err
 		}
-		t.remember(key, c, now)
+		// The raw token may be a slice of a larger header string; keep a
+		// copy of its own.
+		t.remember(strings.Clone(raw), c, now)
 	}
 	if t.revoked.Revoked(c.Subject, c.SID, int64(c.IssuedAt)) {
 		return nil, ErrTokenRevoked
@@ -378,7 +388,7 @@ func (t *Tokens) parse(p *jwt.Parser, typ, raw string) (*Claims, error) {
 // remember caches a verified token until it expires. When the cache is
 // full, expired entries go first, then arbitrary ones (map order is random),
 // so the cache stays bounded even under a flood of distinct valid tokens.
-func (t *Tokens) remember(key [sha256.Size]byte, c *Claims, now time.Time) {
+func (t *Tokens) remember(key string, c *Claims, now time.Time) {
 	t.cacheMu.Lock()
 	defer t.cacheMu.Unlock()
 	if len(t.cache) >= t.cfg.CacheLimit {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -38,7 +39,7 @@ func setCookie(c echo.Context, name, value string, maxAge time.Duration) {
 
 // clearCookie deletes a cookie, if the request carried it.
 func clearCookie(c echo.Context, name string) {
-	if _, err := c.Cookie(name); err != nil {
+	if cookieValue(c, name) == "" {
 		return
 	}
 	c.SetCookie(&http.Cookie{
@@ -53,11 +54,20 @@ func clearCookie(c echo.Context, name string) {
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 }
 
-// cookieValue returns the value of a cookie, or "".
+// cookieValue returns the value of a cookie, or "". It scans the Cookie
+// headers for the one name instead of parsing every cookie (which
+// http.Request.Cookie does, allocating each): this runs on every request.
+// The value is returned as sent; everything that reads it verifies it.
 func cookieValue(c echo.Context, name string) string {
-	ck, err := c.Cookie(name)
-	if err != nil {
-		return ""
+	for _, line := range c.Request().Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimLeft(part, " ")
+			if k, v, ok := strings.Cut(part, "="); ok && k == name {
+				return strings.Trim(v, `"`)
+			}
+		}
 	}
-	return ck.Value
+	return ""
 }

@@ -5,8 +5,8 @@ package views
 
 import (
 	"context"
-	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +56,7 @@ func plural(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit
 	}
-	return fmt.Sprintf("%d %ss", n, unit)
+	return strconv.Itoa(n) + " " + unit + "s"
 }
 
 // Minutes describes a duration in whole minutes, for "works for 10 minutes".
@@ -81,7 +81,7 @@ func textLines(lines ...string) templ.Component {
 	})
 }
 
-func statusText(code int) string { return fmt.Sprint(code) }
+func statusText(code int) string { return strconv.Itoa(code) }
 
 func noticeTextLines(e NoticeEmail) []string {
 	lines := []string{e.Subject, ""}

@@ -64,6 +64,7 @@ type MailServer struct {
 
 	mu      sync.Mutex
 	mails   []Mail
+	byAddr  map[string][]Mail // lowercased recipient → its mails
 	arrived chan struct{}
 	mode    int
 	held    []net.Conn
@@ -74,7 +75,18 @@ type MailServer struct {
 // ends.
 func StartMailServer(tb testing.TB, startTLS bool) *MailServer {
 	tb.Helper()
-	m := &MailServer{arrived: make(chan struct{}, 1)}
+	m, err := NewMailServer(startTLS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(m.Close)
+	return m
+}
+
+// NewMailServer starts an SMTP server on loopback (see StartMailServer);
+// Close stops it.
+func NewMailServer(startTLS bool) (*MailServer, error) {
+	m := &MailServer{arrived: make(chan struct{}, 1), byAddr: make(map[string][]Mail)}
 	m.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		_, isTLS := c.TLSConnectionState()
 		return &mailSession{server: m, tls: isTLS}, nil
@@ -85,19 +97,21 @@ func StartMailServer(tb testing.TB, startTLS bool) *MailServer {
 	m.srv.WriteTimeout = 30 * time.Second
 	m.srv.MaxMessageBytes = 1 << 20
 	if startTLS {
-		cert, pool := selfSignedCert(tb)
+		cert, pool, err := selfSignedCert()
+		if err != nil {
+			return nil, err
+		}
 		m.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 		m.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	m.ln = ln
 	m.Addr = ln.Addr().String()
 	go m.serve()
-	tb.Cleanup(m.Close)
-	return m
+	return m, nil
 }
 
 // serve accepts connections; in MailSilent mode it holds them without a
@@ -152,13 +166,9 @@ func (m *MailServer) Mails() []Mail {
 
 // MailsTo returns the messages received for one address.
 func (m *MailServer) MailsTo(addr string) []Mail {
-	var out []Mail
-	for _, mail := range m.Mails() {
-		if strings.EqualFold(mail.To, addr) {
-			out = append(out, mail)
-		}
-	}
-	return out
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Mail(nil), m.byAddr[strings.ToLower(addr)]...)
 }
 
 // Count returns how many messages have arrived.
@@ -259,6 +269,7 @@ func (s *mailSession) Data(r io.Reader) error {
 	mail.From, mail.To, mail.TLS = s.from, s.to, s.tls
 	s.server.mu.Lock()
 	s.server.mails = append(s.server.mails, mail)
+	s.server.byAddr[strings.ToLower(mail.To)] = append(s.server.byAddr[strings.ToLower(mail.To)], mail)
 	s.server.mu.Unlock()
 	select {
 	case s.server.arrived <- struct{}{}:
@@ -318,10 +329,10 @@ func walkParts(contentType, encoding string, body io.Reader, m *Mail) error {
 	return nil
 }
 
-func selfSignedCert(tb testing.TB) (tls.Certificate, *x509.CertPool) {
+func selfSignedCert() (tls.Certificate, *x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		tb.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
@@ -335,15 +346,15 @@ func selfSignedCert(tb testing.TB) (tls.Certificate, *x509.CertPool) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		tb.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		tb.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool, nil
 }
 
 // oneConnListener hands one accepted connection to smtp.Server.Serve.

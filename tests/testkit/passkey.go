@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"crypto/ecdsa"
+	"fmt"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -28,15 +29,24 @@ type Passkey struct {
 // http://localhost:1234), backup-eligible and backed up like a synced one.
 func NewPasskey(tb testing.TB, origin string) *Passkey {
 	tb.Helper()
-	u, err := url.Parse(origin)
+	p, err := MakePasskey(origin)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return p
+}
+
+// MakePasskey is NewPasskey returning an error instead of failing a test.
+func MakePasskey(origin string) (*Passkey, error) {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return nil, err
 	}
 	return &Passkey{
 		RP:   virtualwebauthn.RelyingParty{ID: u.Hostname(), Name: "Latchkey", Origin: origin},
 		Auth: virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{BackupEligible: true, BackupState: true}),
 		Cred: newCredential(),
-	}
+	}, nil
 }
 
 // newCredential works around virtualwebauthn encoding EC coordinates
@@ -64,15 +74,24 @@ func privateKey(c virtualwebauthn.Credential) *ecdsa.PrivateKey {
 // navigator.credentials.create would, through virtualwebauthn.
 func (p *Passkey) Attest(tb testing.TB, optionsJSON string) string {
 	tb.Helper()
+	resp, err := p.Attestation(optionsJSON)
+	if err != nil {
+		tb.Fatalf("%v\n%s", err, optionsJSON)
+	}
+	return resp
+}
+
+// Attestation is Attest returning an error instead of failing a test.
+func (p *Passkey) Attestation(optionsJSON string) (string, error) {
 	opts, err := virtualwebauthn.ParseAttestationOptions(optionsJSON)
 	if err != nil {
-		tb.Fatalf("creation options: %v\n%s", err, optionsJSON)
+		return "", fmt.Errorf("creation options: %w", err)
 	}
 	// virtualwebauthn keeps no user handle; the authenticator must return
 	// the one it was given when it signs in later.
 	p.UserHandle = []byte(opts.UserID)
 	p.Auth.Options.UserHandle = p.UserHandle
-	return virtualwebauthn.CreateAttestationResponse(p.RP, p.Auth, p.Cred, *opts)
+	return virtualwebauthn.CreateAttestationResponse(p.RP, p.Auth, p.Cred, *opts), nil
 }
 
 // Assert answers request options as navigator.credentials.get would,
@@ -80,12 +99,21 @@ func (p *Passkey) Attest(tb testing.TB, optionsJSON string) string {
 // virtualwebauthn never does itself).
 func (p *Passkey) Assert(tb testing.TB, optionsJSON string) string {
 	tb.Helper()
+	resp, err := p.Assertion(optionsJSON)
+	if err != nil {
+		tb.Fatalf("%v\n%s", err, optionsJSON)
+	}
+	return resp
+}
+
+// Assertion is Assert returning an error instead of failing a test.
+func (p *Passkey) Assertion(optionsJSON string) (string, error) {
 	opts, err := virtualwebauthn.ParseAssertionOptions(optionsJSON)
 	if err != nil {
-		tb.Fatalf("request options: %v\n%s", err, optionsJSON)
+		return "", fmt.Errorf("request options: %w", err)
 	}
 	p.Cred.Counter++
-	return virtualwebauthn.CreateAssertionResponse(p.RP, p.Auth, p.Cred, *opts)
+	return virtualwebauthn.CreateAssertionResponse(p.RP, p.Auth, p.Cred, *opts), nil
 }
 
 // Flags of authenticator data.
