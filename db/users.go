@@ -323,18 +323,18 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 var ErrEmailTaken = errs.E(errs.Conflict, "That address now belongs to another account, so your email was not changed.")
 
 // ChangeEmail moves the account handle from oldEmail to newEmail, from a
-// confirmation link issued at issuedAt. Like a sign-in link it works once
-// and only while newer than the row's last link use; it also voids every
-// link issued before now and every token (the "tokens valid after" stamp
-// moves), in one statement, so there is never an account without an email
-// nor two accounts with one.
+// confirmation link issued at issuedAt. Like a sign-in link it works once,
+// only while newer than the row's last link use, and voids older links
+// (sign-in links to the old address die anyway: they name it). It also
+// voids every token (the "tokens valid after" stamp moves), in one
+// statement, so there is never an account without an email nor two
+// accounts with one.
 func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now time.Time) (*User, error) {
 	d.queries.add("ChangeEmail")
-	ms := now.UnixMilli()
-	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET email = ?1, link_used_at = ?2, tokens_valid_after = ?2,
+	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET email = ?1, link_used_at = ?5, tokens_valid_after = ?2,
 			revoked_sessions = '', revoked_at = ?2
 		WHERE handle = ?3 AND email = ?4 AND deleted_at IS NULL AND link_used_at < ?5
-		RETURNING `+userColumns, newEmail, ms, handle, oldEmail, issuedAt))
+		RETURNING `+userColumns, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, errLinkGone

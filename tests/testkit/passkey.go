@@ -2,13 +2,13 @@ package testkit
 
 import (
 	"crypto/ecdsa"
-	"fmt"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"testing"
 
