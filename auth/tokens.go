@@ -38,7 +38,7 @@ var (
 
 // Claims are the claims of both token types.
 type Claims struct {
-	Issuer   string    `json:"iss"`
+	Issuer   string    `json:"iss,omitempty"` // access tokens only
 	Audience string    `json:"aud"`
 	Subject  string    `json:"sub"`
 	IssuedAt MilliTime `json:"iat"`
@@ -128,7 +128,7 @@ func NewTokens(cfg TokenConfig, keys *Keys, clock Clock, revoked *Revocations) *
 	t := &Tokens{cfg: cfg, keys: keys, clock: clock, revoked: revoked,
 		refreshAudience: cfg.BaseURL + "/refresh",
 		cache:           make(map[string]*Claims)}
-	t.accessParser = t.parser(jwt.SigningMethodEdDSA, cfg.BaseURL)
+	t.accessParser = t.parser(jwt.SigningMethodEdDSA, cfg.BaseURL, jwt.WithIssuer(cfg.BaseURL))
 	t.refreshParser = t.parser(jwt.SigningMethodHS256, t.refreshAudience)
 	return t
 }
@@ -137,17 +137,16 @@ func NewTokens(cfg TokenConfig, keys *Keys, clock Clock, revoked *Revocations) *
 // algorithm (EdDSA for access tokens, HS256 for refresh tokens, never
 // either for the other), a required exp, issuer, audience, strict base64,
 // and at most one second of leeway.
-func (t *Tokens) parser(method jwt.SigningMethod, audience string) *jwt.Parser {
-	return jwt.NewParser(
+func (t *Tokens) parser(method jwt.SigningMethod, audience string, extra ...jwt.ParserOption) *jwt.Parser {
+	return jwt.NewParser(append([]jwt.ParserOption{
 		jwt.WithValidMethods([]string{method.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithIssuer(t.cfg.BaseURL),
 		jwt.WithAudience(audience),
 		jwt.WithStrictDecoding(),
 		jwt.WithLeeway(time.Second),
 		jwt.WithTimeFunc(t.clock.Now),
-	)
+	}, extra...)...)
 }
 
 // NewSessionID returns a random session id.
@@ -204,8 +203,10 @@ func (t *Tokens) IssueAfter(revokedAt time.Time, handle []byte, amr []string, au
 	rc := c
 	rc.Audience = t.refreshAudience
 	rc.Expires = refreshExp.Unix()
-	// Nothing looks refresh tokens up by id, and they travel with every
-	// request: no jti.
+	// A refresh token travels with every request but is only ever read by
+	// Latchkey itself: its audience says what it is for, and nothing looks
+	// it up by id, so it carries neither iss nor jti.
+	rc.Issuer = ""
 	rc.JTI = ""
 	refresh, err := t.sign(TypeRefresh, &rc)
 	if err != nil {
@@ -257,9 +258,13 @@ func appendHeader(b []byte, alg, kid, typ string) []byte {
 // appendJSON writes the claims as a JSON object, with the same names and
 // forms as its struct tags.
 func (c *Claims) appendJSON(b []byte) []byte {
-	b = append(b, `{"iss":`...)
-	b = appendJSONString(b, c.Issuer)
-	b = append(b, `,"aud":`...)
+	b = append(b, '{')
+	if c.Issuer != "" {
+		b = append(b, `"iss":`...)
+		b = appendJSONString(b, c.Issuer)
+		b = append(b, ',')
+	}
+	b = append(b, `"aud":`...)
 	b = appendJSONString(b, c.Audience)
 	b = append(b, `,"sub":`...)
 	b = appendJSONString(b, c.Subject)

@@ -87,6 +87,17 @@ func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
 	return u, nil
 }
 
+// LinkTarget returns what answering a link request needs of the live
+// account with this email: its handle and whether it signs in by email.
+func (d *DB) LinkTarget(ctx context.Context, email string) (handle []byte, emailSignIn bool, err error) {
+	d.queries.add("LinkTarget")
+	err = d.r.queryRow(ctx, `SELECT handle, email_signin FROM users WHERE email = ? AND deleted_at IS NULL`, email).Scan(&handle, &emailSignIn)
+	if err != nil {
+		return nil, false, d.notFound("link target", err, "No such account.")
+	}
+	return handle, emailSignIn, nil
+}
+
 // UserByHandle returns the live account with this handle.
 func (d *DB) UserByHandle(ctx context.Context, handle []byte) (*User, error) {
 	d.queries.add("UserByHandle")

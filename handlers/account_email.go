@@ -35,7 +35,7 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 		return h.renderAccount(c, http.StatusBadRequest, u, form, "")
 	}
 	ctx := c.Request().Context()
-	_, err = h.db.UserByEmail(ctx, form.Email)
+	_, _, err = h.db.LinkTarget(ctx, form.Email)
 	taken := err == nil
 	if err != nil && errs.Code(err) != errs.NotFound {
 		return err

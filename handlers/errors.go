@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -76,6 +77,11 @@ var titles = map[string]string{
 // logged and shown only as a generic message.
 func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		// The client went away mid-request: nobody is left to answer.
+		h.log.Debug("request cancelled by the client", "method", c.Request().Method, "path", c.Request().URL.Path)
 		return
 	}
 	if re, ok := errors.AsType[*reauthError](err); ok {

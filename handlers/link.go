@@ -69,6 +69,9 @@ func (h *Handler) consumeLink(c echo.Context) error {
 	if err := h.startSession(c, u.Handle, auth.AMREmail); err != nil {
 		return err
 	}
+	// Signed in, this browser needs no link-request cookie any more; it
+	// would only add bytes to every request.
+	clearCookie(c, cookieLinkRequest)
 	return c.Redirect(http.StatusSeeOther, nextOr(l.Next, "/account"))
 }
 

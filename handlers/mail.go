@@ -1,8 +1,8 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -48,7 +48,8 @@ func (h *Handler) sendLater(to, subject string, html, text templ.Component) {
 func (h *Handler) Wait() { h.background.Wait() }
 
 func renderString(ctx context.Context, comp templ.Component) (string, error) {
-	var b bytes.Buffer
+	var b strings.Builder
+	b.Grow(4096)
 	if err := comp.Render(ctx, &b); err != nil {
 		return "", err
 	}

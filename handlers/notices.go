@@ -37,7 +37,7 @@ func (h *Handler) passkeyRemovedNotice(c echo.Context, u *db.User, cred *db.Cred
 
 // sendPasskeyOnlyNotice answers a link request for a passkey-only account:
 // the same response as any address, but the email holds no link.
-func (h *Handler) sendPasskeyOnlyNotice(c echo.Context, u *db.User) error {
+func (h *Handler) sendPasskeyOnlyNotice(c echo.Context, email string) error {
 	e := views.NoticeEmail{
 		Subject: "Sign-in attempt on your " + views.SiteName + " account",
 		Paragraphs: []string{
@@ -48,7 +48,7 @@ func (h *Handler) sendPasskeyOnlyNotice(c echo.Context, u *db.User) error {
 		IfNotYou: "You don't need to do anything: without one of your passkeys nobody can sign in.",
 		Host:     h.cfg.BaseURL.Host,
 	}
-	return h.sendEmail(c.Request().Context(), u.Email, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+	return h.sendEmail(c.Request().Context(), email, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
 }
 
 // describeBrowser names the kind of browser and system from a User-Agent,

@@ -48,16 +48,16 @@ func (h *Handler) requestLink(c echo.Context) error {
 // account that signs in by email, a sign-up link for a new address, and a
 // notice (no link) for a passkey-only account.
 func (h *Handler) sendSignInEmail(c echo.Context, email, next string, requestID []byte) error {
-	u, err := h.db.UserByEmail(c.Request().Context(), email)
+	handle, emailSignIn, err := h.db.LinkTarget(c.Request().Context(), email)
 	switch {
 	case errs.Code(err) == errs.NotFound:
 		return h.sendLink(c, &auth.Link{Kind: auth.LinkSignUp, Email: email, Next: next, RequestID: requestID}, "signup", "")
 	case err != nil:
 		return err
-	case !u.EmailSignIn:
-		return h.sendPasskeyOnlyNotice(c, u)
+	case !emailSignIn:
+		return h.sendPasskeyOnlyNotice(c, email)
 	}
-	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignIn, Handle: u.Handle, Email: email, Next: next, RequestID: requestID}, "signin", "")
+	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignIn, Handle: handle, Email: email, Next: next, RequestID: requestID}, "signin", "")
 }
 
 // sendLink seals l (issued now) and emails it to l.Email. The link is built

@@ -49,8 +49,8 @@ import (
 var (
 	duration  = flag.Duration("duration", 60*time.Second, "length of the mixed load")
 	clients   = flag.Int("clients", 64, "concurrent clients in the mixed load")
-	rounds    = flag.Int("rounds", 7, "rounds of the signed-in/signed-out page comparison")
-	roundTime = flag.Duration("round", 3*time.Second, "length of each side of a page round")
+	rounds    = flag.Int("rounds", 15, "rounds of the signed-in/signed-out page comparison")
+	roundTime = flag.Duration("round", 2*time.Second, "length of each side of a page round")
 	faultTime = flag.Duration("fault-duration", 30*time.Second, "length of the load during the fault run")
 	phases    = flag.String("phases", "pages,mixed,fault,smtp", "which runs to do")
 )
@@ -244,16 +244,23 @@ func (a *app) shutdown() error {
 	}
 	a.log.Close()
 	log, _ := os.ReadFile(filepath.Join(a.dir, "app.log"))
-	m := regexp.MustCompile(`msg=stopped sqlite_busy_errors=(\d+)`).FindSubmatch(log)
-	if m == nil {
-		return errors.New("no clean-stop line in the log")
-	}
-	fmt.Printf("stopped cleanly in %v; SQLITE_BUSY errors in the last run: %s\n", time.Since(start).Round(time.Millisecond), m[1])
-	if string(m[1]) != "0" {
+	// Every SQLITE_BUSY that reaches the app becomes an internal error,
+	// logged with SQLite's message.
+	busy := len(regexp.MustCompile(`SQLITE_BUSY|database is locked`).FindAll(log, -1))
+	fmt.Printf("stopped cleanly (exit status 0) in %v; SQLITE_BUSY errors over all runs: %d\n", time.Since(start).Round(time.Millisecond), busy)
+	if busy != 0 {
 		return errors.New("SQLITE_BUSY errors")
 	}
-	if errs := regexp.MustCompile(`level=ERROR.*`).FindAll(log, 5); len(errs) > 0 {
-		return fmt.Errorf("errors in the app log: %s", errs)
+	// The SMTP outage logs its failed sends; anything else at ERROR is a
+	// finding.
+	var unexpected []string
+	for _, line := range regexp.MustCompile(`level=ERROR.*`).FindAll(log, -1) {
+		if !strings.Contains(string(line), `msg="sending email failed"`) {
+			unexpected = append(unexpected, string(line))
+		}
+	}
+	if len(unexpected) > 0 {
+		return fmt.Errorf("errors in the app log: %q", unexpected[:min(5, len(unexpected))])
 	}
 	return nil
 }
@@ -614,27 +621,38 @@ func pages(a *app) error {
 		tool = "a Go client (32 connections); install wrk for a leaner load generator"
 	}
 	fmt.Printf("load generator: %s, %d rounds of %v per side, order alternating\n", tool, *rounds, *roundTime)
-	var ratios []float64
+	// The control is a signed-out request carrying as many cookie bytes
+	// (of a cookie the app ignores) as the signed-in one: it separates
+	// what the app does for a session from what the bytes cost on the way.
+	control := "x=" + strings.Repeat("a", len(signedIn)-2)
+	var ratios, controls, cpuRatios []float64
 	for r := range *rounds {
-		var in, out float64
-		var err error
-		if r%2 == 0 {
-			out, err = measure(a, "")
-			if err == nil {
-				in, err = measure(a, signedIn)
-			}
-		} else {
-			in, err = measure(a, signedIn)
-			if err == nil {
-				out, err = measure(a, "")
-			}
+		order := []string{"", signedIn, control}
+		if r%2 == 1 {
+			slices.Reverse(order)
 		}
-		if err != nil {
-			return err
+		rps := map[string]float64{}
+		cpu := map[string]float64{}
+		for _, cookie := range order {
+			before := a.cpuTime()
+			v, n, err := measure(a, cookie)
+			if err != nil {
+				return err
+			}
+			rps[cookie] = v
+			cpu[cookie] = float64(a.cpuTime()-before) / float64(n)
 		}
+		out, in, ctl := rps[""], rps[signedIn], rps[control]
 		ratios = append(ratios, in/out)
-		fmt.Printf("round %d: signed out %8.0f req/s, signed in %8.0f req/s, ratio %.3f\n", r+1, out, in, in/out)
+		controls = append(controls, in/ctl)
+		cpuRatios = append(cpuRatios, cpu[""]/cpu[signedIn])
+		fmt.Printf("round %2d: signed out %6.0f req/s, signed in %6.0f req/s (ratio %.3f; app CPU per request %.1f/%.1f µs, ratio %.3f); with %d junk cookie bytes %6.0f req/s (signed in / that %.3f)\n",
+			r+1, out, in, in/out, cpu[""], cpu[signedIn], cpu[""]/cpu[signedIn], len(signedIn), ctl, in/ctl)
 	}
+	slices.Sort(controls)
+	slices.Sort(cpuRatios)
+	fmt.Printf("median signed-in / signed-out-with-as-many-cookie-bytes throughput: %.3f\n", controls[len(controls)/2])
+	fmt.Printf("median app CPU per request, signed-out / signed-in: %.3f\n", cpuRatios[len(cpuRatios)/2])
 	slices.Sort(ratios)
 	median := ratios[len(ratios)/2]
 	fmt.Printf("median ratio signed-in/signed-out: %.3f (target ≥ 0.95)\n", median)
@@ -644,28 +662,46 @@ func pages(a *app) error {
 	return nil
 }
 
-var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var (
+	wrkRPS   = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkTotal = regexp.MustCompile(`(\d+) requests in`)
+)
 
-func wrkMeasure(a *app, cookie string) (float64, error) {
+func wrkMeasure(a *app, cookie string) (float64, int, error) {
 	args := []string{"-t2", "-c32", "-d" + strconv.Itoa(int(roundTime.Seconds())) + "s", "http://" + a.addr + "/"}
 	if cookie != "" {
 		args = append([]string{"-H", "Cookie: " + cookie}, args...)
 	}
 	out, err := exec.Command("wrk", args...).CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("wrk: %w: %s", err, out)
+		return 0, 0, fmt.Errorf("wrk: %w: %s", err, out)
 	}
 	if strings.Contains(string(out), "Non-2xx") {
-		return 0, fmt.Errorf("wrk saw errors: %s", out)
+		return 0, 0, fmt.Errorf("wrk saw errors: %s", out)
 	}
-	m := wrkRPS.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("wrk: no rate in %s", out)
+	m, t := wrkRPS.FindSubmatch(out), wrkTotal.FindSubmatch(out)
+	if m == nil || t == nil {
+		return 0, 0, fmt.Errorf("wrk: no rate in %s", out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	n, _ := strconv.Atoi(string(t[1]))
+	return rps, n, nil
 }
 
-func goMeasure(a *app, cookie string) (float64, error) {
+// cpuTime returns the app's user+system CPU time so far, in microseconds.
+func (a *app) cpuTime() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which is in parentheses).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return (utime + stime) * 1e6 / 100 // clock ticks of 10 ms
+}
+
+func goMeasure(a *app, cookie string) (float64, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), *roundTime)
 	defer cancel()
 	var n, bad atomic.Int64
@@ -694,9 +730,9 @@ func goMeasure(a *app, cookie string) (float64, error) {
 	}
 	wg.Wait()
 	if bad.Load() > 0 {
-		return 0, fmt.Errorf("%d failed page views", bad.Load())
+		return 0, 0, fmt.Errorf("%d failed page views", bad.Load())
 	}
-	return float64(n.Load()) / roundTime.Seconds(), nil
+	return float64(n.Load()) / roundTime.Seconds(), int(n.Load()), nil
 }
 
 // mixed runs the mixed load; no request may fail.
