@@ -122,12 +122,12 @@ func TestHelpListsEveryVariable(t *testing.T) {
 
 func TestBadConfigurationIsExplained(t *testing.T) {
 	var out syncBuffer
-	env := map[string]string{"BASE_URL": "http://example.com", "LINK_TTL": "soon", "SECRET_KEYS": "c2hvcnQ="}
+	env := map[string]string{"BASE_URL": "http://example.com", "LINK_TTL": "soon", "SECRET_KEYS": "c2hvcnQ=", "MAIL_FROM": "not an address"}
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, &out)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"BASE_URL", "localhost only", "LINK_TTL", "SECRET_KEYS", "at least 32"} {
+	for _, want := range []string{"BASE_URL", "localhost only", "LINK_TTL", "SECRET_KEYS", "at least 32", "MAIL_FROM"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q: %v", want, err)
 		}

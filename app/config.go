@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	netmail "net/mail"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -102,6 +103,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.SMTP = &smtp
 	}
 	c.MailFrom = get("MAIL_FROM")
+	if _, err := netmail.ParseAddress(c.MailFrom); err != nil {
+		fail("MAIL_FROM", errors.New(`want an address, such as "Latchkey <no-reply@example.com>"`))
+	}
 	if s := get("SECRET_KEYS"); s != "" {
 		if c.SecretKeys, err = auth.ParseSecrets(s); err != nil {
 			fail("SECRET_KEYS", err)

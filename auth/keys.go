@@ -205,15 +205,22 @@ func LoadOrCreateSecretFile(path string) ([][]byte, bool, error) {
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Write the secret to a temporary file, then link it into place: an
+	// instance starting at the same moment either wins (and we read its
+	// secret) or sees a complete file, never a half-written one.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret_keys-*")
 	if err != nil {
-		if errors.Is(err, os.ErrExist) { // another instance won the race
-			return LoadOrCreateSecretFile(path)
-		}
 		return nil, false, err
 	}
-	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(secret) + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(base64.StdEncoding.EncodeToString(secret) + "\n")
+	if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
+		return nil, false, err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return LoadOrCreateSecretFile(path)
+		}
 		return nil, false, err
 	}
 	return [][]byte{secret}, true, nil

@@ -22,7 +22,7 @@ const (
 // forge it, and it opens only as a link.
 type Link struct {
 	Kind     LinkKind
-	IssuedAt time.Time // millisecond precision; compared with users.link_used_at
+	IssuedAt time.Time // microsecond precision; compared with users.link_used_at
 	Handle   []byte    // the account (sign-in, email change); empty for sign-up
 	Email    string    // the address the link was sent to
 	Next     string    // where to go after signing in
@@ -46,7 +46,7 @@ func (k *Keys) SealLink(l *Link, ttl time.Duration) (string, error) {
 	}
 	b := make([]byte, 0, 64+len(l.Email)+len(l.Next))
 	b = append(b, linkVersion, byte(l.Kind))
-	b = binary.BigEndian.AppendUint64(b, uint64(l.IssuedAt.UnixMilli()))
+	b = binary.BigEndian.AppendUint64(b, uint64(l.IssuedAt.UnixMicro()))
 	b = appendShort(b, l.Handle)
 	b = appendShort(b, []byte(l.Email))
 	b = appendShort(b, l.RequestID)
@@ -70,7 +70,7 @@ func (k *Keys) OpenLink(token string, now time.Time) (*Link, error) {
 		return nil, errLinkDamaged
 	}
 	l := &Link{Kind: LinkKind(r.byte())}
-	l.IssuedAt = time.UnixMilli(int64(r.uint64()))
+	l.IssuedAt = time.UnixMicro(int64(r.uint64()))
 	l.Handle = r.short()
 	l.Email = string(r.short())
 	l.RequestID = r.short()

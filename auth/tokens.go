@@ -162,7 +162,7 @@ func randomID(n int) string {
 // user handle, authTime when the person last proved who they are, sid the
 // session id (kept across refreshes).
 func (t *Tokens) Issue(handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
-	return t.IssueAfter(time.Time{}, handle, amr, authTime, sid)
+	return t.IssueAt(t.clock.Now(), handle, amr, authTime, sid)
 }
 
 // IssueAfter is Issue for a session that must outlive a revocation stamped
@@ -174,6 +174,12 @@ func (t *Tokens) IssueAfter(revokedAt time.Time, handle []byte, amr []string, au
 	if floor := revokedAt.Truncate(time.Millisecond).Add(time.Millisecond); now.Before(floor) {
 		now = floor
 	}
+	return t.IssueAt(now, handle, amr, authTime, sid)
+}
+
+// IssueAt is Issue with a given issue time (a refresh takes it while it
+// holds the database's write lock; see db.UserForRefresh).
+func (t *Tokens) IssueAt(now time.Time, handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
 	accessExp := now.Add(t.cfg.AccessTTL)
 	refreshExp := now.Add(t.cfg.IdleTTL)
 	if limit := authTime.Add(t.cfg.MaxTTL); refreshExp.After(limit) {

@@ -146,7 +146,7 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 	now := time.Now()
 	far := now.Add(time.Hour).UnixMilli()
 	for i := range MaxRevokedSessions {
-		if err := d.EndSession(ctx, handle, "sid"+string(rune('A'+i%26))+string(rune('a'+i/26)), far, now); err != nil {
+		if err := d.EndSession(ctx, handle, "sid"+string(rune('A'+i%26))+string(rune('a'+i/26)), far, func() time.Time { return now }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,7 +155,7 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 		t.Fatalf("%d sessions, stamp %d", len(u.RevokedSessions), u.TokensValidAfter)
 	}
 	// One more: the list would overflow, so every session ends instead.
-	if err := d.EndSession(ctx, handle, "overflow", far, now); err != nil {
+	if err := d.EndSession(ctx, handle, "overflow", far, func() time.Time { return now }); err != nil {
 		t.Fatal(err)
 	}
 	u, _ = d.UserByHandle(ctx, handle)
@@ -164,8 +164,8 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 	}
 	// Expired entries are dropped on the next write.
 	later := now.Add(2 * time.Hour)
-	d.EndSession(ctx, handle, "a", now.Add(time.Hour).UnixMilli(), now)
-	d.EndSession(ctx, handle, "b", later.Add(time.Hour).UnixMilli(), later)
+	d.EndSession(ctx, handle, "a", now.Add(time.Hour).UnixMilli(), func() time.Time { return now })
+	d.EndSession(ctx, handle, "b", later.Add(time.Hour).UnixMilli(), func() time.Time { return later })
 	u, _ = d.UserByHandle(ctx, handle)
 	if len(u.RevokedSessions) != 1 || !u.SessionRevoked("b") || u.SessionRevoked("a") {
 		t.Errorf("sessions %+v", u.RevokedSessions)

@@ -115,7 +115,7 @@ func (d *DB) UserByHandle(ctx context.Context, handle []byte) (*User, error) {
 // person's next step is the same.
 var errLinkGone = errs.E(errs.Gone, "This link has already been used, or a newer one has replaced it.")
 
-// ConsumeSignInLink signs in with a link issued at issuedAt (Unix ms) to
+// ConsumeSignInLink signs in with a link issued at issuedAt (Unix µs) to
 // email for the account handle. It succeeds at most once per link: the
 // conditional update only matches while the row's link_used_at is older
 // than the link, and moves it to the link's issue time, voiding older links.
@@ -170,11 +170,15 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 	return u, created, nil
 }
 
+// Now is a clock the revocation writers call once they hold the write
+// lock (see EndAllSessions).
+type Now func() time.Time
+
 // EndSession records that the session sid of the user has signed out, until
 // expires (Unix ms), after which no token of it can be valid anyway. Entries
 // that have run out are dropped; if the list would still exceed
 // MaxRevokedSessions, all the user's sessions are ended instead.
-func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires int64, now time.Time) error {
+func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires int64, now Now) error {
 	d.queries.add("EndSession")
 	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -190,7 +194,7 @@ func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires 
 	if err != nil {
 		return d.internal("read revoked sessions", err)
 	}
-	nowMs := now.UnixMilli()
+	nowMs := now().UnixMilli()
 	kept := make([]RevokedSession, 0, MaxRevokedSessions)
 	for _, s := range parseRevokedSessions(revoked) {
 		if s.Expires > nowMs && s.SID != sid {
@@ -211,13 +215,45 @@ func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires 
 	return d.internal("commit end session", tx.Commit())
 }
 
-// EndAllSessions voids every token the user holds anywhere: tokens issued at
-// or before now stop working.
-func (d *DB) EndAllSessions(ctx context.Context, handle []byte, now time.Time) error {
+// EndAllSessions voids every token the user holds anywhere and returns the
+// stamp: tokens issued at or before it stop working.
+//
+// The stamp is read from the clock only once the write lock is held, and a
+// refresh reads the row and takes its tokens' issue time under the same
+// lock (UserForRefresh), so the two are always ordered: a refresh that got
+// in first issued tokens older than the stamp, and one that came second
+// sees the stamp.
+func (d *DB) EndAllSessions(ctx context.Context, handle []byte, now Now) (time.Time, error) {
 	d.queries.add("EndAllSessions")
-	_, err := d.w.exec(ctx, `UPDATE users SET tokens_valid_after = ?1, revoked_sessions = '', revoked_at = ?1
-		WHERE handle = ?2 AND deleted_at IS NULL`, now.UnixMilli(), handle)
-	return d.internal("end all sessions", err)
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return time.Time{}, d.internal("begin end all sessions", err)
+	}
+	defer tx.Rollback()
+	t := now()
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET tokens_valid_after = ?1, revoked_sessions = '', revoked_at = ?1
+		WHERE handle = ?2 AND deleted_at IS NULL`, t.UnixMilli(), handle); err != nil {
+		return time.Time{}, d.internal("end all sessions", err)
+	}
+	return t, d.internal("commit end all sessions", tx.Commit())
+}
+
+// UserForRefresh reads the live account with this handle for a token
+// refresh, holding the write lock, and returns the time the new tokens must
+// carry as their issue time (see EndAllSessions).
+func (d *DB) UserForRefresh(ctx context.Context, handle []byte, now Now) (*User, time.Time, error) {
+	d.queries.add("UserForRefresh")
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, time.Time{}, d.internal("begin refresh", err)
+	}
+	defer tx.Rollback()
+	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE handle = ? AND deleted_at IS NULL`, handle))
+	if err != nil {
+		return nil, time.Time{}, d.notFound("user for refresh", err, "No such account.")
+	}
+	t := now()
+	return u, t, d.internal("end refresh", tx.Commit())
 }
 
 // Revocation is the revocation state of one user, as polled by every
@@ -340,21 +376,27 @@ var ErrEmailTaken = errs.E(errs.Conflict, "That address now belongs to another a
 // voids every token (the "tokens valid after" stamp moves), in one
 // statement, so there is never an account without an email nor two
 // accounts with one.
-func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now time.Time) (*User, error) {
+func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now Now) (*User, time.Time, error) {
 	d.queries.add("ChangeEmail")
-	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET email = ?1, link_used_at = ?5, tokens_valid_after = ?2,
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, time.Time{}, d.internal("begin change email", err)
+	}
+	defer tx.Rollback()
+	t := now() // under the write lock: see EndAllSessions
+	u, err := scanUser(tx.QueryRowContext(ctx, `UPDATE users SET email = ?1, link_used_at = ?5, tokens_valid_after = ?2,
 			revoked_sessions = '', revoked_at = ?2
 		WHERE handle = ?3 AND email = ?4 AND deleted_at IS NULL AND link_used_at < ?5
-		RETURNING `+userColumns, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt))
+		RETURNING `+userColumns, newEmail, t.UnixMilli(), handle, oldEmail, issuedAt))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil, errLinkGone
+		return nil, time.Time{}, errLinkGone
 	case isUniqueViolation(err):
-		return nil, ErrEmailTaken
+		return nil, time.Time{}, ErrEmailTaken
 	case err != nil:
-		return nil, d.internal("change email", err)
+		return nil, time.Time{}, d.internal("change email", err)
 	}
-	return u, nil
+	return u, t, d.internal("commit change email", tx.Commit())
 }
 
 // CheckEmailChange reports, without consuming anything, whether an
@@ -375,27 +417,28 @@ func (d *DB) CheckEmailChange(ctx context.Context, handle []byte, oldEmail strin
 // valid after" stamp voids every token of the account, here and, through
 // the revocation poll, on every instance. The tombstone is purged once no
 // token of the account can still be valid.
-func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) error {
+func (d *DB) DeleteUser(ctx context.Context, handle []byte, now Now) (time.Time, error) {
 	d.queries.add("DeleteUser")
 	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
-		return d.internal("begin delete user", err)
+		return time.Time{}, d.internal("begin delete user", err)
 	}
 	defer tx.Rollback()
-	ms := now.UnixMilli()
+	t := now() // under the write lock: see EndAllSessions
+	ms, us := t.UnixMilli(), t.UnixMicro()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE user_id = (SELECT id FROM users WHERE handle = ?)`, handle); err != nil {
-		return d.internal("delete credentials", err)
+		return time.Time{}, d.internal("delete credentials", err)
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE users SET email = NULL, deleted_at = ?1, tokens_valid_after = ?1,
-			revoked_sessions = '', revoked_at = ?1, link_used_at = ?1
-		WHERE handle = ?2 AND deleted_at IS NULL`, ms, handle)
+			revoked_sessions = '', revoked_at = ?1, link_used_at = ?3
+		WHERE handle = ?2 AND deleted_at IS NULL`, ms, handle, us)
 	if err != nil {
-		return d.internal("delete user", err)
+		return time.Time{}, d.internal("delete user", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errs.E(errs.NotFound, "This account no longer exists.")
+		return time.Time{}, errs.E(errs.NotFound, "This account no longer exists.")
 	}
-	return d.internal("commit delete user", tx.Commit())
+	return t, d.internal("commit delete user", tx.Commit())
 }
 
 // ErrNoPasskeyForPasskeyOnly refuses turning email sign-in off for an
@@ -415,7 +458,7 @@ func (d *DB) SetEmailSignIn(ctx context.Context, userID int64, enabled bool, now
 	} else {
 		res, err = d.w.exec(ctx, `UPDATE users SET email_signin = 0, link_used_at = max(link_used_at, ?1)
 			WHERE id = ?2 AND deleted_at IS NULL
-			AND EXISTS (SELECT 1 FROM credentials WHERE credentials.user_id = users.id)`, now.UnixMilli(), userID)
+			AND EXISTS (SELECT 1 FROM credentials WHERE credentials.user_id = users.id)`, now.UnixMicro(), userID)
 	}
 	if err != nil {
 		return d.internal("set email sign-in", err)

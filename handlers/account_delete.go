@@ -43,11 +43,11 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 			Error: "Type your email address exactly as shown to confirm.",
 		}))
 	}
-	now := h.clock.Now()
-	if err := h.db.DeleteUser(c.Request().Context(), u.Handle, now); err != nil {
+	stamp, err := h.db.DeleteUser(c.Request().Context(), u.Handle, h.clock.Now)
+	if err != nil {
 		return err
 	}
-	h.revocations.RevokeUser(encodeHandle(u.Handle), now.UnixMilli())
+	h.revocations.RevokeUser(encodeHandle(u.Handle), stamp.UnixMilli())
 	h.sendNotice(c, u.Email, "Your "+views.SiteName+" account was deleted",
 		"Your account and its passkeys were deleted, and every device was signed out. This can't be undone; you can sign up again with this address at any time.")
 	h.clearSessionCookies(c)

@@ -86,7 +86,7 @@ func (h *Handler) emailChangePage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.db.CheckEmailChange(c.Request().Context(), l.Handle, l.Next, l.IssuedAt.UnixMilli()); err != nil {
+	if err := h.db.CheckEmailChange(c.Request().Context(), l.Handle, l.Next, l.IssuedAt.UnixMicro()); err != nil {
 		return err
 	}
 	return h.render(c, http.StatusOK, views.LinkConfirm(h.page(c, "Confirm your new email address"), views.LinkConfirmView{
@@ -109,8 +109,7 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	now := h.clock.Now()
-	u, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMilli(), now)
+	u, now, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now)
 	if err != nil {
 		return err
 	}

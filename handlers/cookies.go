@@ -37,9 +37,28 @@ func setCookie(c echo.Context, name, value string, maxAge time.Duration) {
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 }
 
-// clearCookie deletes a cookie, if the request carried it.
+// clearCookie deletes a cookie: it withdraws any value this response was
+// about to set (a silent refresh earlier in the request may have set one),
+// and tells the browser to drop the one it holds, if it sent one or was
+// about to get one.
 func clearCookie(c echo.Context, name string) {
-	if cookieValue(c, name) == "" {
+	hdr := c.Response().Header()
+	setting := false
+	if lines := hdr.Values("Set-Cookie"); len(lines) > 0 {
+		kept := lines[:0:0]
+		for _, line := range lines {
+			if strings.HasPrefix(line, name+"=") {
+				setting = true
+				continue
+			}
+			kept = append(kept, line)
+		}
+		hdr.Del("Set-Cookie")
+		for _, line := range kept {
+			hdr.Add("Set-Cookie", line)
+		}
+	}
+	if !setting && cookieValue(c, name) == "" {
 		return
 	}
 	c.SetCookie(&http.Cookie{

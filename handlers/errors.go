@@ -84,6 +84,16 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 		h.log.Debug("request cancelled by the client", "method", c.Request().Method, "path", c.Request().URL.Path)
 		return
 	}
+	if so, ok := errors.AsType[*signedOutError](err); ok {
+		to := signInRedirect(c)
+		if !isJSONEndpoint(c) {
+			if err := c.Redirect(http.StatusSeeOther, to); err != nil {
+				h.log.Error("redirecting to sign in", "err", err)
+			}
+			return
+		}
+		err = &redirectError{err: errs.E(errs.Unauthorized, so.message), to: to}
+	}
 	if re, ok := errors.AsType[*reauthError](err); ok {
 		if !isJSONEndpoint(c) {
 			if err := c.Redirect(http.StatusSeeOther, re.to); err != nil {

@@ -25,7 +25,7 @@ func (h *Handler) linkPage(c echo.Context) error {
 	if l.Kind != auth.LinkSignIn && l.Kind != auth.LinkSignUp {
 		return errWrongLinkKind
 	}
-	newAccount, err := h.db.CheckLink(c.Request().Context(), l.Handle, l.Email, l.IssuedAt.UnixMilli())
+	newAccount, err := h.db.CheckLink(c.Request().Context(), l.Handle, l.Email, l.IssuedAt.UnixMicro())
 	if err != nil {
 		return err
 	}
@@ -57,9 +57,9 @@ func (h *Handler) consumeLink(c echo.Context) error {
 	var u *db.User
 	switch l.Kind {
 	case auth.LinkSignIn:
-		u, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMilli())
+		u, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro())
 	case auth.LinkSignUp:
-		u, _, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMilli(), auth.NewUserHandle(), h.clock.Now())
+		u, _, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), h.clock.Now())
 	default:
 		return errWrongLinkKind
 	}

@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -139,5 +141,23 @@ func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 				slog.Duration("duration", time.Since(start)))
 		}
 		return nil
+	}
+}
+
+// recoverPanics turns a panic in a handler into the generic 500 page, and
+// logs it with its stack for the operator (never for the visitor).
+func (h *Handler) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				h.log.Error("panic while handling a request", "method", c.Request().Method,
+					"path", c.Request().URL.Path, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = errs.E(errs.Internal, "")
+			}
+		}()
+		return next(c)
 	}
 }

@@ -30,13 +30,13 @@ func (h *Handler) beginPasskeySignIn(c echo.Context) error {
 		err     error
 	)
 	if c.QueryParam("for") == "reauth" {
-		u, err := h.currentUser(c)
-		if err != nil {
-			return &redirectError{err: errs.E(errs.Unauthorized, "You're signed out. Sign in again to continue."), to: "/signin"}
+		u, uerr := h.currentUser(c)
+		if uerr != nil {
+			return uerr
 		}
-		creds, err := h.db.CredentialsOf(c.Request().Context(), u.ID)
-		if err != nil {
-			return err
+		creds, cerr := h.db.CredentialsOf(c.Request().Context(), u.ID)
+		if cerr != nil {
+			return cerr
 		}
 		if len(creds) == 0 {
 			return errs.E(errs.Invalid, "This account has no passkey yet.")

@@ -19,7 +19,7 @@ var getHead = []string{http.MethodGet, http.MethodHead}
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.HTTPErrorHandler
 	e.Pre(refuseTrace)
-	e.Use(h.logRequests, h.securityHeaders)
+	e.Use(h.logRequests, h.recoverPanics, h.securityHeaders)
 
 	// Assets and machine endpoints: no session, cacheable.
 	e.Match(getHead, "/static/:file", serveStatic)
@@ -52,7 +52,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/account/passkeys/finish", h.finishPasskeyRegistration, signedIn...)
 	e.POST("/account/passkeys/:id/rename", h.renamePasskey, signedIn...)
 	e.POST("/account/passkeys/:id/delete", h.deletePasskey, signedIn...)
-	e.POST("/account/email", h.requestEmailChange, signedIn...)
+	// Each request can email a new address: counted like the sign-in
+	// endpoints, so one account cannot turn the app into a mailer.
+	e.POST("/account/email", h.requestEmailChange, append(slices.Clone(signedIn), h.limitClient)...)
 	e.POST("/account/email-signin", h.setEmailSignIn, signedIn...)
 	e.Match(getHead, "/account/delete", h.deleteAccountPage, signedIn...)
 	e.POST("/account/delete", h.deleteAccount, signedIn...)

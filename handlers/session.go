@@ -59,13 +59,15 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 
 // refresh rotates a refresh token: it reads the user row once (does the
 // account exist, was the session or every session revoked since) and
-// issues a new pair with the session's original auth_time and sid.
+// issues a new pair with the session's original auth_time and sid, whose
+// issue time is taken under the same write lock as every revocation stamp,
+// so a refresh racing "Sign out everywhere" can never outlive it.
 func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	rc, err := h.tokens.VerifyRefresh(raw)
 	if err != nil {
 		return nil, err
 	}
-	u, err := h.db.UserByHandle(c.Request().Context(), rc.Handle())
+	u, issuedAt, err := h.db.UserForRefresh(c.Request().Context(), rc.Handle(), h.clock.Now)
 	if errs.Code(err) == errs.NotFound {
 		return nil, auth.ErrTokenRevoked
 	}
@@ -76,7 +78,7 @@ func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 		h.revocations.Revoked(rc.Subject, rc.SID, int64(rc.IssuedAt)) {
 		return nil, auth.ErrTokenRevoked
 	}
-	issued, err := h.tokens.Issue(u.Handle, rc.AMR, time.Unix(rc.AuthTime, 0), rc.SID)
+	issued, err := h.tokens.IssueAt(issuedAt, u.Handle, rc.AMR, time.Unix(rc.AuthTime, 0), rc.SID)
 	if err != nil {
 		return nil, err
 	}
@@ -115,16 +117,27 @@ func (h *Handler) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if sessionOf(c) != nil {
 			return next(c)
 		}
-		target := "/account"
-		if r := c.Request(); r.Method == http.MethodGet || r.Method == http.MethodHead {
-			target = r.URL.RequestURI()
-		}
-		to := "/signin?next=" + url.QueryEscape(target)
-		if isJSONEndpoint(c) {
-			return &redirectError{err: errs.E(errs.Unauthorized, "You're signed out. Sign in again to continue."), to: to}
-		}
-		return c.Redirect(http.StatusSeeOther, to)
+		return errSignedOut
 	}
+}
+
+// signedOutError is a request that needs a session and has none (or whose
+// account no longer exists): pages redirect to sign in, JSON endpoints say
+// 401 and where to go.
+type signedOutError struct{ message string }
+
+func (e *signedOutError) Error() string { return "signed out" }
+
+var errSignedOut = &signedOutError{message: "You're signed out. Sign in again to continue."}
+
+// signInRedirect is where a signed-out request is sent: the sign-in page,
+// coming back to the page asked for (or to the account page, for a form).
+func signInRedirect(c echo.Context) string {
+	target := "/account"
+	if r := c.Request(); r.Method == http.MethodGet || r.Method == http.MethodHead {
+		target = r.URL.RequestURI()
+	}
+	return "/signin?next=" + url.QueryEscape(target)
 }
 
 // encodeHandle returns the token subject of a user handle.

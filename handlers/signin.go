@@ -122,12 +122,12 @@ func (h *Handler) homePage(c echo.Context) error {
 func (h *Handler) currentUser(c echo.Context) (*db.User, error) {
 	s := sessionOf(c)
 	if s == nil {
-		return nil, errs.E(errs.Unauthorized, "")
+		return nil, errSignedOut
 	}
 	u, err := h.db.UserByHandle(c.Request().Context(), s.Handle())
 	if errs.Code(err) == errs.NotFound {
 		h.clearSessionCookies(c)
-		return nil, errs.E(errs.Unauthorized, "This account no longer exists.")
+		return nil, &signedOutError{message: "This account no longer exists."}
 	}
 	return u, err
 }

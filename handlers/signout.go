@@ -16,7 +16,7 @@ func (h *Handler) signOut(c echo.Context) error {
 		// No refresh token of this session outlives both its absolute
 		// limit and an idle period from now.
 		expires := min(timeUnix(s.AuthTime).Add(h.cfg.MaxTTL).UnixMilli(), now.Add(h.cfg.IdleTTL).UnixMilli())
-		if err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, now); err != nil {
+		if err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, h.clock.Now); err != nil {
 			return err
 		}
 		h.revocations.RevokeSession(s.Subject, s.SID)
@@ -30,11 +30,11 @@ func (h *Handler) signOut(c echo.Context) error {
 // within a poll.
 func (h *Handler) signOutEverywhere(c echo.Context) error {
 	s := sessionOf(c)
-	now := h.clock.Now()
-	if err := h.db.EndAllSessions(c.Request().Context(), s.Handle(), now); err != nil {
+	stamp, err := h.db.EndAllSessions(c.Request().Context(), s.Handle(), h.clock.Now)
+	if err != nil {
 		return err
 	}
-	h.revocations.RevokeUser(s.Subject, now.UnixMilli())
+	h.revocations.RevokeUser(s.Subject, stamp.UnixMilli())
 	h.clearSessionCookies(c)
 	return c.Redirect(http.StatusSeeOther, "/")
 }

@@ -50,9 +50,11 @@ func ParseRate(s string) (Rate, error) {
 
 // Limiter allows at most Rate.Limit events per key in any window of
 // Rate.Window (a sliding log: exact, and small because limits are small).
-// It tracks at most maxKeys keys; when that many are active it refuses new
-// keys rather than forget old ones, so a flood of addresses cannot reset
-// anyone's count.
+// It tracks at most maxKeys keys. When that many are active, it forgets the
+// least recently used of a sample of keys to make room: a flood of new keys
+// must not lock everyone else out (failing closed would turn the limiter
+// into the attack), and forgetting one idle key's count is cheap to
+// tolerate.
 type Limiter struct {
 	rate    Rate
 	maxKeys int
@@ -89,7 +91,7 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 		return false, time.Duration(events[0]+windowMs-nowMs) * time.Millisecond
 	}
 	if !known && len(l.keys) >= l.maxKeys {
-		return false, l.rate.Window
+		l.evictOne()
 	}
 	if cap(events) == 0 {
 		events = make([]int64, 0, min(l.rate.Limit, 8))
@@ -103,6 +105,29 @@ func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.keys)
+}
+
+// evictOne forgets the key with the oldest latest event among a sample
+// (map iteration order is random): approximately the least recently used.
+func (l *Limiter) evictOne() {
+	var (
+		victim string
+		oldest int64
+		seen   int
+	)
+	for k, events := range l.keys {
+		last := int64(0)
+		if len(events) > 0 {
+			last = events[len(events)-1]
+		}
+		if seen == 0 || last < oldest {
+			victim, oldest = k, last
+		}
+		if seen++; seen == 64 {
+			break
+		}
+	}
+	delete(l.keys, victim)
 }
 
 func (l *Limiter) sweep(cutoff int64) {

@@ -30,19 +30,23 @@ func TestSlidingWindow(t *testing.T) {
 	}
 }
 
-func TestKeysAreBounded(t *testing.T) {
+func TestKeysAreBoundedWithoutLockingOut(t *testing.T) {
 	l := New(Rate{Limit: 1, Window: time.Minute}, 2)
 	now := time.Now()
 	l.Allow("a", now)
-	l.Allow("b", now)
-	if ok, _ := l.Allow("c", now); ok {
-		t.Error("a third key was tracked past the bound")
+	l.Allow("b", now.Add(time.Second))
+	// Full: a new key still gets in, and the least recently used one goes.
+	if ok, _ := l.Allow("c", now.Add(2*time.Second)); !ok {
+		t.Error("a new key was locked out by a full table")
 	}
-	if ok, _ := l.Allow("c", now.Add(2*time.Minute)); !ok {
-		t.Error("expired keys were not swept to make room")
+	if l.Len() != 2 {
+		t.Errorf("%d keys tracked, want 2", l.Len())
 	}
-	if l.Len() != 1 {
-		t.Errorf("%d keys tracked", l.Len())
+	if ok, _ := l.Allow("b", now.Add(3*time.Second)); ok {
+		t.Error("the recently used key was forgotten instead of the oldest")
+	}
+	if ok, _ := l.Allow("d", now.Add(2*time.Minute)); !ok || l.Len() != 1 {
+		t.Errorf("expired keys were not swept: %d keys", l.Len())
 	}
 }
 

@@ -121,6 +121,11 @@ func TestChangeEmailToATakenAddressLooksTheSame(t *testing.T) {
 	// Bad input on the form.
 	expectPage(t, b.Post("/account/email", url.Values{"email": {"not an address"}}), http.StatusBadRequest, "Enter just one email address")
 	expectPage(t, b.Post("/account/email", url.Values{"email": {"quin@example.com"}}), http.StatusBadRequest, "already your address")
+	// The form counts per client like the sign-in endpoints.
+	for i := range 26 {
+		b.Post("/account/email", url.Values{"email": {"spam" + itoa(i) + "@example.com"}})
+	}
+	expectStatus(t, b.Post("/account/email", url.Values{"email": {"spam99@example.com"}}), http.StatusTooManyRequests)
 }
 
 func TestEmailChangeRaces(t *testing.T) {
@@ -226,6 +231,9 @@ func TestDeleteAccount(t *testing.T) {
 	}
 	if signedIn(t, b) || signedIn(t, other) {
 		t.Error("a browser is still signed in after the account was deleted")
+	}
+	if r := other.Get("/account"); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/signin?next=%2Faccount" {
+		t.Errorf("the other browser's /account → %d %q, want 303 to sign in", r.StatusCode, r.Header.Get("Location"))
 	}
 	notice(t, a, "sue@example.com", "account was deleted")
 	// The other browser's stolen-in-time tokens cannot add a passkey.

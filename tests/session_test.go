@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,5 +192,72 @@ func TestRevocationReachesAnotherInstanceWithinSeconds(t *testing.T) {
 			t.Fatal("instance B still accepts the token 2 s after sign-out on A")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSignOutAfterASilentRefreshLeavesNoToken(t *testing.T) {
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+	b := a.Browser(t)
+	signIn(t, a, b, "vera@example.com")
+	clock.Advance(11 * time.Minute) // the access token has expired: sign-out refreshes first
+	r := b.Post("/signout", nil)
+	expectStatus(t, r, http.StatusSeeOther)
+	for _, name := range []string{"__Host-at", "__Host-rt"} {
+		lines := 0
+		for _, line := range r.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(line, name+"=") {
+				lines++
+				if !strings.Contains(line, "Max-Age=0") {
+					t.Errorf("sign-out sets a live %s: %s", name, line)
+				}
+			}
+		}
+		if lines != 1 {
+			t.Errorf("%d Set-Cookie lines for %s, want one deletion", lines, name)
+		}
+	}
+	if b.Cookie("__Host-at") != "" || signedIn(t, b) {
+		t.Error("the browser still holds a session after sign-out")
+	}
+}
+
+// TestRefreshRacingSignOutEverywhere has a thief refresh a stolen refresh
+// token as fast as it can while the owner signs out everywhere: whatever the
+// thief minted during the race must be dead afterwards.
+func TestRefreshRacingSignOutEverywhere(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	owner := a.Browser(t)
+	signIn(t, a, owner, "walt@example.com")
+	stolen := owner.Cookie("__Host-rt")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	thieves := make([]*testkit.Browser, 8)
+	for i := range thieves {
+		thief := a.Browser(t)
+		thief.SetCookie("__Host-rt", stolen)
+		thieves[i] = thief
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				thief.DeleteCookie("__Host-at") // force a refresh every time
+				thief.Get("/")
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	expectStatus(t, owner.Post("/signout/everywhere", nil), http.StatusSeeOther)
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	for i, thief := range thieves {
+		if signedIn(t, thief) {
+			t.Errorf("thief %d is still signed in after sign-out everywhere", i)
+		}
 	}
 }

@@ -167,6 +167,9 @@ func TestLinkPageNeverConsumesAndNamesTheAccount(t *testing.T) {
 		if rp := r.Header.Get("Referrer-Policy"); rp != "no-referrer" {
 			t.Errorf("link page Referrer-Policy %q, want no-referrer", rp)
 		}
+		if strings.Contains(r.Body, `name="referrer"`) {
+			t.Error("a referrer meta tag overrides the no-referrer header")
+		}
 	}
 	head, _ := http.NewRequest(http.MethodHead, a.URL+path, nil)
 	expectStatus(t, scanner.Do(head), http.StatusOK)

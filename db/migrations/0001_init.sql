@@ -1,6 +1,7 @@
 -- Users and their passkeys: the only two kinds of record Latchkey keeps.
 -- Times are Unix milliseconds (so a revocation and a sign-in one second
--- apart are never confused), except credentials.last_used_at.
+-- apart are never confused), except the microsecond link_used_at and
+-- last_used_at.
 
 CREATE TABLE users (
 	id                 INTEGER PRIMARY KEY,
@@ -13,7 +14,8 @@ CREATE TABLE users (
 	email              TEXT    UNIQUE CHECK (email IS NULL OR length(email) BETWEEN 3 AND 254),
 	email_signin       INTEGER NOT NULL DEFAULT 1 CHECK (email_signin IN (0, 1)),
 	created_at         INTEGER NOT NULL,
-	-- Issue time of the newest magic link consumed (or voided) for this
+	-- Issue time (Unix microseconds: two links are never issued in the
+	-- same one) of the newest magic link consumed (or voided) for this
 	-- user: a link is accepted only if it was issued after this, and
 	-- consuming one moves it, so every link is single use and voids older ones.
 	link_used_at       INTEGER NOT NULL DEFAULT 0,
