@@ -12,11 +12,8 @@ import (
 // deleteAccountPage says exactly what deleting the account removes, and
 // asks for the email as confirmation.
 func (h *Handler) deleteAccountPage(c echo.Context) error {
-	u, err := h.currentUser(c)
+	u, err := h.freshUser(c, "/account/delete")
 	if err != nil {
-		return err
-	}
-	if err := h.requireFresh(c, u, "/account/delete"); err != nil {
 		return err
 	}
 	return h.render(c, http.StatusOK, views.DeleteAccount(h.page(c, "Delete your account"), views.DeleteAccountView{
@@ -30,11 +27,8 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 	if err := parseForm(c); err != nil {
 		return err
 	}
-	u, err := h.currentUser(c)
+	u, err := h.freshUser(c, "/account/delete")
 	if err != nil {
-		return err
-	}
-	if err := h.requireFresh(c, u, "/account/delete"); err != nil {
 		return err
 	}
 	if strings.ToLower(strings.TrimSpace(c.Request().PostForm.Get("confirm"))) != u.Email {

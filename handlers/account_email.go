@@ -19,11 +19,8 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 	if err := parseForm(c); err != nil {
 		return err
 	}
-	u, err := h.currentUser(c)
+	u, err := h.freshUser(c, "/account")
 	if err != nil {
-		return err
-	}
-	if err := h.requireFresh(c, u, "/account"); err != nil {
 		return err
 	}
 	form := views.EmailChangeForm{Email: c.Request().PostForm.Get("email")}

@@ -24,11 +24,8 @@ func (h *Handler) setEmailSignIn(c echo.Context) error {
 	default:
 		return errs.E(errs.Invalid, "Choose whether email sign-in should be on or off.")
 	}
-	u, err := h.currentUser(c)
+	u, err := h.freshUser(c, "/account")
 	if err != nil {
-		return err
-	}
-	if err := h.requireFresh(c, u, "/account"); err != nil {
 		return err
 	}
 	if enable == u.EmailSignIn {

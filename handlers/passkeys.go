@@ -119,11 +119,8 @@ func (h *Handler) beginPasskeyRegistration(c echo.Context) error {
 	if err := readBeginBody(c); err != nil {
 		return err
 	}
-	u, err := h.currentUser(c)
+	u, err := h.freshUser(c, "/account")
 	if err != nil {
-		return err
-	}
-	if err := h.requireFresh(c, u, "/account"); err != nil {
 		return err
 	}
 	creds, err := h.db.CredentialsOf(c.Request().Context(), u.ID)
@@ -244,11 +241,8 @@ func (h *Handler) deletePasskey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, err := h.currentUser(c)
+	u, err := h.freshUser(c, "/account")
 	if err != nil {
-		return err
-	}
-	if err := h.requireFresh(c, u, "/account"); err != nil {
 		return err
 	}
 	removed, err := h.db.DeleteCredential(c.Request().Context(), u.ID, id)

@@ -35,6 +35,19 @@ func (h *Handler) requireFresh(c echo.Context, u *db.User, next string) error {
 	return &reauthError{to: "/account/reauth?next=" + url.QueryEscape(next)}
 }
 
+// freshUser returns the signed-in user if the session may do a sensitive
+// action, and a reauthError (back to next) if it must step up first.
+func (h *Handler) freshUser(c echo.Context, next string) (*db.User, error) {
+	u, err := h.currentUser(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.requireFresh(c, u, next); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
 // reauthPage asks the person to confirm it's them: with a passkey, or, for
 // an account without one, with an emailed link.
 func (h *Handler) reauthPage(c echo.Context) error {

@@ -1,6 +1,9 @@
 package views
 
-import "github.com/latchkey/latchkey/mail"
+import (
+	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/mail"
+)
 
 // SignInForm is the sign-in page's form: the email field, where to go
 // afterwards, and what to tell the person.
@@ -16,15 +19,7 @@ type SignInForm struct {
 
 // Validate normalises the email and reports whether it is acceptable,
 // setting Error to what the person should fix if not.
-func (f *SignInForm) Validate() bool {
-	email, err := mail.NormalizeAddress(f.Email)
-	if err != nil {
-		f.Error = errMessage(err)
-		return false
-	}
-	f.Email = email
-	return true
-}
+func (f *SignInForm) Validate() bool { return validateEmail(&f.Email, &f.Error) }
 
 // EmailChangeForm is the account page's "change email" form.
 type EmailChangeForm struct {
@@ -33,12 +28,16 @@ type EmailChangeForm struct {
 }
 
 // Validate normalises the new address.
-func (f *EmailChangeForm) Validate() bool {
-	email, err := mail.NormalizeAddress(f.Email)
+func (f *EmailChangeForm) Validate() bool { return validateEmail(&f.Email, &f.Error) }
+
+// validateEmail normalises *email in place, or sets *problem to what the
+// person should fix.
+func validateEmail(email, problem *string) bool {
+	normal, err := mail.NormalizeAddress(*email)
 	if err != nil {
-		f.Error = errMessage(err)
+		*problem = errs.Message(err)
 		return false
 	}
-	f.Email = email
+	*email = normal
 	return true
 }
