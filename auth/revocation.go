@@ -4,76 +4,77 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
-	"maps"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/latchkey/latchkey/db"
 )
 
 // Revocations is this instance's in-memory set of recently revoked users and
-// sessions. Requests read it without locks or database reads; a poller
-// refreshes it from the users table, and local sign-outs add to it at once.
-// An entry is kept only while an access token it voids can still be valid
-// (its access TTL), so the set stays small.
+// sessions. Requests read it without database reads; a poller refreshes it
+// from the users table, and local sign-outs add to it at once. An entry is
+// kept only while an access token it voids can still be valid (its access
+// TTL), so the set stays small.
+//
+// Reads take a read lock (no allocation, no contention between readers);
+// writes add in place, and expired entries are swept at most once a second.
+// (An earlier copy-on-write version cloned both maps on every sign-out,
+// which a burst of sign-outs turned into megabytes of garbage each.)
 type Revocations struct {
 	accessTTL time.Duration
 	clock     Clock
 
-	mu   sync.Mutex // serialises writers
-	snap atomic.Pointer[revocationSnapshot]
-}
-
-type sessionKey struct{ sub, sid string }
-
-type revocationSnapshot struct {
+	mu sync.RWMutex
 	// users maps a subject to the instant (Unix ms) at or before which its
 	// tokens are void, and when the entry may be forgotten.
 	users map[string]userRevocation
 	// sessions maps a signed-out session to when it may be forgotten.
-	sessions map[sessionKey]int64
+	sessions  map[sessionKey]int64
+	lastSweep int64
 }
+
+type sessionKey struct{ sub, sid string }
 
 type userRevocation struct{ validAfter, forgetAt int64 }
 
 // NewRevocations returns an empty set.
 func NewRevocations(accessTTL time.Duration, clock Clock) *Revocations {
-	r := &Revocations{accessTTL: accessTTL, clock: clock}
-	r.snap.Store(&revocationSnapshot{users: map[string]userRevocation{}, sessions: map[sessionKey]int64{}})
-	return r
+	return &Revocations{accessTTL: accessTTL, clock: clock,
+		users: map[string]userRevocation{}, sessions: map[sessionKey]int64{}}
 }
 
 // Revoked reports whether a token of subject sub, session sid, issued at
 // iat (Unix ms) has been revoked.
 func (r *Revocations) Revoked(sub, sid string, iat int64) bool {
-	s := r.snap.Load()
-	if u, ok := s.users[sub]; ok && iat <= u.validAfter {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if u, ok := r.users[sub]; ok && iat <= u.validAfter {
 		return true
 	}
-	_, ok := s.sessions[sessionKey{sub, sid}]
+	_, ok := r.sessions[sessionKey{sub, sid}]
 	return ok
 }
 
 // Len returns how many users and sessions the set holds.
 func (r *Revocations) Len() (users, sessions int) {
-	s := r.snap.Load()
-	return len(s.users), len(s.sessions)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.users), len(r.sessions)
 }
 
 // RevokeUser voids, on this instance at once, every token of sub issued at
 // or before validAfter (Unix ms).
 func (r *Revocations) RevokeUser(sub string, validAfter int64) {
-	r.update(func(s *revocationSnapshot, forgetAt int64) bool {
-		return s.addUser(sub, validAfter, forgetAt)
-	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addUser(sub, validAfter, r.sweep()+r.keep())
 }
 
 // RevokeSession voids, on this instance at once, every token of one session.
 func (r *Revocations) RevokeSession(sub, sid string) {
-	r.update(func(s *revocationSnapshot, forgetAt int64) bool {
-		return s.addSession(sub, sid, forgetAt)
-	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addSession(sub, sid, r.sweep()+r.keep())
 }
 
 // Apply merges polled rows into the set.
@@ -81,69 +82,64 @@ func (r *Revocations) Apply(rows []db.Revocation) {
 	if len(rows) == 0 {
 		return
 	}
-	r.update(func(s *revocationSnapshot, _ int64) bool {
-		changed := false
-		for _, row := range rows {
-			sub := base64.RawURLEncoding.EncodeToString(row.Handle)
-			// An entry must outlive every access token it voids: those were
-			// all issued before the row changed, so revoked_at + TTL suffices.
-			forget := row.RevokedAt + r.accessTTL.Milliseconds() + 2000
-			if row.TokensValidAfter > 0 && s.addUser(sub, row.TokensValidAfter, forget) {
-				changed = true
-			}
-			for _, rs := range row.RevokedSessions {
-				if s.addSession(sub, rs.SID, forget) {
-					changed = true
-				}
-			}
-		}
-		return changed
-	})
-}
-
-// update copies the snapshot, lets fn change it, drops expired entries and
-// publishes the result if anything changed. Writes are rare (sign-outs), so
-// copy-on-write keeps reads free of locks.
-func (r *Revocations) update(fn func(s *revocationSnapshot, forgetAt int64) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.sweep()
+	for _, row := range rows {
+		sub := base64.RawURLEncoding.EncodeToString(row.Handle)
+		// An entry must outlive every access token it voids: those were
+		// all issued before the row changed, so revoked_at + TTL suffices.
+		forget := row.RevokedAt + r.keep()
+		if row.TokensValidAfter > 0 {
+			r.addUser(sub, row.TokensValidAfter, forget)
+		}
+		for _, rs := range row.RevokedSessions {
+			r.addSession(sub, rs.SID, forget)
+		}
+	}
+}
+
+// Sweep drops expired entries (the poller calls it, so that the set
+// shrinks even when nothing new is revoked).
+func (r *Revocations) Sweep() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sweep()
+}
+
+// keep is how long an entry must be kept (ms): an access token's life,
+// plus the one second of leeway verification allows and a second to spare.
+func (r *Revocations) keep() int64 { return r.accessTTL.Milliseconds() + 2000 }
+
+// sweep drops expired entries, at most once a second, and returns now
+// (Unix ms). The caller holds the write lock.
+func (r *Revocations) sweep() int64 {
 	now := r.clock.Now().UnixMilli()
-	old := r.snap.Load()
-	next := &revocationSnapshot{users: maps.Clone(old.users), sessions: maps.Clone(old.sessions)}
-	changed := fn(next, now+r.accessTTL.Milliseconds()+2000)
-	for k, v := range next.users {
+	if now-r.lastSweep < 1000 {
+		return now
+	}
+	r.lastSweep = now
+	for k, v := range r.users {
 		if v.forgetAt <= now {
-			delete(next.users, k)
-			changed = true
+			delete(r.users, k)
 		}
 	}
-	for k, v := range next.sessions {
+	for k, v := range r.sessions {
 		if v <= now {
-			delete(next.sessions, k)
-			changed = true
+			delete(r.sessions, k)
 		}
 	}
-	if changed {
-		r.snap.Store(next)
-	}
+	return now
 }
 
-func (s *revocationSnapshot) addUser(sub string, validAfter, forgetAt int64) bool {
-	cur, ok := s.users[sub]
-	if ok && cur.validAfter >= validAfter && cur.forgetAt >= forgetAt {
-		return false
-	}
-	s.users[sub] = userRevocation{validAfter: max(validAfter, cur.validAfter), forgetAt: max(forgetAt, cur.forgetAt)}
-	return true
+func (r *Revocations) addUser(sub string, validAfter, forgetAt int64) {
+	cur := r.users[sub]
+	r.users[sub] = userRevocation{validAfter: max(validAfter, cur.validAfter), forgetAt: max(forgetAt, cur.forgetAt)}
 }
 
-func (s *revocationSnapshot) addSession(sub, sid string, forgetAt int64) bool {
+func (r *Revocations) addSession(sub, sid string, forgetAt int64) {
 	k := sessionKey{sub, sid}
-	if cur, ok := s.sessions[k]; ok && cur >= forgetAt {
-		return false
-	}
-	s.sessions[k] = forgetAt
-	return true
+	r.sessions[k] = max(forgetAt, r.sessions[k])
 }
 
 // Poller keeps a Revocations current from the database.
@@ -180,6 +176,7 @@ func (p *Poller) Poll(ctx context.Context) error {
 		p.cursor = max(p.cursor, r.RevokedAt)
 	}
 	p.Revocations.Apply(rows)
+	p.Revocations.Sweep()
 	return nil
 }
 
