@@ -567,3 +567,16 @@ func mustHex(s string) []byte {
 	}
 	return out
 }
+
+func TestStepUpBeginNeedsASession(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	r := a.Browser(t).PostJSON("/signin/passkey/begin?for=reauth&next=%2Faccount", nil)
+	expectJSONError(t, r, http.StatusUnauthorized)
+	if !strings.HasPrefix(jsonField(t, r, "redirect"), "/signin") {
+		t.Errorf("redirect %q", jsonField(t, r, "redirect"))
+	}
+	// Signed in without a passkey, a passkey step-up is refused plainly.
+	b := a.Browser(t)
+	signIn(t, a, b, "zed@example.com")
+	expectJSONError(t, b.PostJSON("/signin/passkey/begin?for=reauth", nil), http.StatusBadRequest)
+}
