@@ -104,11 +104,10 @@ func (h *Handler) sentPage(c echo.Context) error {
 
 // homePage shows whether the visitor is signed in, from the token alone.
 func (h *Handler) homePage(c echo.Context) error {
-	v := views.HomeView{Now: h.clock.Now()}
+	var v views.HomeView
 	if s := sessionOf(c); s != nil {
 		v.SignedIn = true
 		v.Passkey = s.Passkey()
-		v.AuthTime = timeUnix(s.AuthTime)
 	}
 	title := "Welcome"
 	if v.SignedIn {
