@@ -321,10 +321,6 @@ func (p *Passkeys) ParseAssertion(body []byte) (*protocol.ParsedCredentialAssert
 	return parsed, nil
 }
 
-// ErrClonedAuthenticator is returned when a signature counter goes
-// backwards: the mark of a copied authenticator.
-var ErrClonedAuthenticator = db.ErrCounterWentBack
-
 // FinishAssertion verifies an assertion by the credential cred of the user
 // with this handle
 // against its ceremony: challenge, origin, RP ID hash, type, user presence
@@ -343,7 +339,7 @@ func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremo
 	if wc.Authenticator.CloneWarning {
 		p.log.Warn("passkey counter went backwards: possible cloned authenticator",
 			"credential", cred.ID, "stored", cred.SignCount, "received", parsed.Response.AuthenticatorData.Counter)
-		return db.UsedCredential{}, ErrClonedAuthenticator
+		return db.UsedCredential{}, db.ErrCounterWentBack
 	}
 	return db.UsedCredential{
 		ID:            cred.ID,

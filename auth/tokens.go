@@ -331,7 +331,7 @@ func (t *Tokens) VerifyAccess(raw string) (*Claims, error) {
 	c, hit := t.cache[raw]
 	t.cacheMu.RUnlock()
 	if hit {
-		if !t.claimsValid(c, t.cfg.BaseURL, now) {
+		if !t.claimsValid(c, now) {
 			if now.Unix() > c.Expires+1 {
 				t.cacheMu.Lock()
 				delete(t.cache, raw)
@@ -356,8 +356,8 @@ func (t *Tokens) VerifyAccess(raw string) (*Claims, error) {
 
 // claimsValid re-checks a cached token's claims, with the same one second
 // of leeway the parser allows.
-func (t *Tokens) claimsValid(c *Claims, audience string, now time.Time) bool {
-	return c.Issuer == t.cfg.BaseURL && c.Audience == audience &&
+func (t *Tokens) claimsValid(c *Claims, now time.Time) bool {
+	return c.Issuer == t.cfg.BaseURL && c.Audience == t.cfg.BaseURL &&
 		now.Unix() <= c.Expires+1 && c.IssuedAt.Time().Before(now.Add(time.Second))
 }
 

@@ -132,13 +132,6 @@ func (d *DB) Ping(ctx context.Context) error {
 	return d.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
-// IntegrityCheck runs PRAGMA integrity_check and returns its first line.
-func (d *DB) IntegrityCheck(ctx context.Context) (string, error) {
-	var result string
-	err := d.read.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&result)
-	return result, err
-}
-
 // BusyErrors returns how many SQLITE_BUSY errors reached this process.
 func (d *DB) BusyErrors() int64 { return d.busy.Load() }
 

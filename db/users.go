@@ -76,17 +76,6 @@ func (d *DB) notFound(op string, err error, message string) error {
 	return d.internal(op, err)
 }
 
-// UserByEmail returns the live account with this (normalised) email.
-func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
-	d.queries.add("UserByEmail")
-	u, err := scanUser(d.r.queryRow(ctx,
-		`SELECT `+userColumns+` FROM users WHERE email = ? AND deleted_at IS NULL`, email))
-	if err != nil {
-		return nil, d.notFound("user by email", err, "No such account.")
-	}
-	return u, nil
-}
-
 // LinkTarget returns what answering a link request needs of the live
 // account with this email: its handle and whether it signs in by email.
 func (d *DB) LinkTarget(ctx context.Context, email string) (handle []byte, emailSignIn bool, err error) {

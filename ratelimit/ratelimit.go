@@ -17,20 +17,6 @@ type Rate struct {
 	Window time.Duration
 }
 
-// String formats r as ParseRate reads it.
-func (r Rate) String() string { return strconv.Itoa(r.Limit) + "/" + shortDuration(r.Window) }
-
-func shortDuration(d time.Duration) string {
-	s := d.String() // "10m0s", "1h0m0s"
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
 // ParseRate reads "3/15m" (three per fifteen minutes).
 func ParseRate(s string) (Rate, error) {
 	n, w, ok := strings.Cut(strings.TrimSpace(s), "/")

@@ -51,8 +51,8 @@ func TestKeysAreBoundedWithoutLockingOut(t *testing.T) {
 }
 
 func TestParseRate(t *testing.T) {
-	if r, err := ParseRate("30/10m"); err != nil || r.Limit != 30 || r.Window != 10*time.Minute || r.String() != "30/10m" {
-		t.Errorf("%+v %v %s", r, err, r)
+	if r, err := ParseRate("30/10m"); err != nil || r.Limit != 30 || r.Window != 10*time.Minute {
+		t.Errorf("%+v %v", r, err)
 	}
 	for _, bad := range []string{"", "30", "x/10m", "0/10m", "3/0s", "3/48h", "3/soon"} {
 		if _, err := ParseRate(bad); err == nil {

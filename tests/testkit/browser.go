@@ -137,16 +137,6 @@ func (b *Browser) Do(req *http.Request) *Response {
 	return &Response{Response: resp, Body: string(body)}
 }
 
-// Follow follows a redirect response with a GET.
-func (b *Browser) Follow(r *Response) *Response {
-	b.tb.Helper()
-	loc := r.Header.Get("Location")
-	if loc == "" {
-		b.tb.Fatalf("response %d has no Location", r.StatusCode)
-	}
-	return b.Get(loc)
-}
-
 // Cookie returns the value of a cookie the browser holds, or "".
 func (b *Browser) Cookie(name string) string {
 	for _, c := range b.Jar.Cookies(b.Base) {

@@ -157,13 +157,6 @@ func (m *MailServer) Close() {
 	m.SetMode(MailOK)
 }
 
-// Mails returns every message received so far.
-func (m *MailServer) Mails() []Mail {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]Mail(nil), m.mails...)
-}
-
 // MailsTo returns the messages received for one address.
 func (m *MailServer) MailsTo(addr string) []Mail {
 	m.mu.Lock()
