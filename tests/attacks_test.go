@@ -99,10 +99,7 @@ func TestAttacksOnTheAccessCookie(t *testing.T) {
 		"kid null":           nil,
 		"kid sql":            "' OR 1=1 --",
 	} {
-		h := with(header, "kid", kidValue)
-		if kidValue == nil {
-			h = with(header, "kid", nil)
-		}
+		h := with(header, "kid", kidValue) // nil removes it
 		attacks[name] = forge(h, claims, func(in []byte) []byte { return ed25519.Sign(foreign, in) })
 	}
 	attacks["typ missing"] = forge(with(header, "typ", nil), claims, func(in []byte) []byte { return ed25519.Sign(foreign, in) })

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -313,9 +312,6 @@ func TestBrowserPasskeyJourney(t *testing.T) {
 	defer s.mu.Unlock()
 	if len(s.exceptions) > 0 {
 		t.Errorf("uncaught exceptions in the page: %v", s.exceptions)
-	}
-	if errors.Is(s.ctx.Err(), context.Canceled) {
-		t.Error("browser context ended early")
 	}
 }
 

@@ -140,6 +140,11 @@ func TestEmailChangeRaces(t *testing.T) {
 	if codes[http.StatusOK] != 1 || codes[http.StatusGone] != 1 {
 		t.Errorf("two changes of one account: %v, want one 200 and one 410", codes)
 	}
+	// The account kept exactly one address: one of x and y signs in to
+	// it, the other (and the old one) would create a new account.
+	if got := accountsOf(t, a, "x@example.com", "y@example.com", "race@example.com"); got != 1 {
+		t.Errorf("%d of x, y and race@ are accounts after the race, want 1", got)
+	}
 
 	// Two accounts, one new address: exactly one gets it.
 	c1, c2 := a.Browser(t), a.Browser(t)
@@ -155,17 +160,27 @@ func TestEmailChangeRaces(t *testing.T) {
 	if codes[http.StatusOK] != 1 || codes[http.StatusConflict] != 1 {
 		t.Errorf("two accounts to one address: %v, want one 200 and one 409", codes)
 	}
-	// No account lost its email; the address belongs to one account.
-	owners := 0
-	for _, b := range []*testkit.Browser{c1, c2} {
-		if strings.Contains(b.Get("/account").Body, "both@example.com") {
-			owners++
+	// both@ is one account now; of one@ and two@, exactly one moved away.
+	if accountsOf(t, a, "both@example.com") != 1 || accountsOf(t, a, "one@example.com", "two@example.com") != 1 {
+		t.Error("after the race, the addresses do not belong to exactly two accounts")
+	}
+}
+
+// accountsOf counts how many of the addresses belong to an account, as a
+// person finds out: the link page says "Create your account" for the
+// others.
+func accountsOf(t *testing.T, a *testkit.App, emails ...string) int {
+	t.Helper()
+	n := 0
+	for _, email := range emails {
+		b := a.Browser(t)
+		page := b.Get("/signin/link?token=" + requestLink(t, a, b, email))
+		expectStatus(t, page, http.StatusOK)
+		if !strings.Contains(page.Body, "Create your account") {
+			n++
 		}
 	}
-	signIn(t, a, a.Browser(t), "both@example.com")
-	if owners > 1 {
-		t.Errorf("%d accounts show both@example.com", owners)
-	}
+	return n
 }
 
 func confirmAtOnce(t *testing.T, a *testkit.App, toks []string) map[int]int {
@@ -310,4 +325,27 @@ func TestPasskeyNotices(t *testing.T) {
 	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(b.Get("/account").Body)[1]
 	expectStatus(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
 	notice(t, a, "uli@example.com", "passkey was removed")
+}
+
+func TestLinkTokensWorkOnlyOnTheirOwnPage(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "yuri@example.com")
+	expectStatus(t, b.Post("/account/email", url.Values{"email": {"yuri2@example.com"}}), http.StatusOK)
+	change := emailLink(t, a, "yuri2@example.com", 0, "/account/email/confirm")
+	signin := requestLink(t, a, a.Browser(t), "other@example.com")
+
+	// Each kind of token is refused on the other kind's page, GET and POST.
+	for path, tok := range map[string]string{"/signin/link": change, "/account/email/confirm": signin} {
+		expectPage(t, a.Browser(t).Get(path+"?token="+tok), http.StatusBadRequest, "meant for another page")
+		expectPage(t, a.Browser(t).Post(path, url.Values{"token": {tok}}), http.StatusBadRequest, "meant for another page")
+	}
+	// Damaged tokens on the email confirmation page.
+	for _, bad := range []string{"", "garbage", change[:len(change)-4], change + "AA", strings.Repeat("A", 5000)} {
+		expectPage(t, a.Browser(t).Get("/account/email/confirm?token="+url.QueryEscape(bad)), http.StatusBadRequest, "damaged")
+		expectPage(t, a.Browser(t).Post("/account/email/confirm", url.Values{"token": {bad}}), http.StatusBadRequest, "damaged")
+	}
+	// Both still work where they belong.
+	expectStatus(t, a.Browser(t).Post("/account/email/confirm", url.Values{"token": {change}}), http.StatusOK)
+	expectStatus(t, a.Browser(t).Post("/signin/link", url.Values{"token": {signin}}), http.StatusSeeOther)
 }

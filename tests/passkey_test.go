@@ -378,9 +378,13 @@ func TestMalformedPasskeyRequests(t *testing.T) {
 	assertion := pk.Assert(t, begin.Body)
 	fresh.DeleteCookie("__Host-ceremony")
 	expectJSONError(t, fresh.PostJSON("/signin/passkey/finish", assertion), http.StatusBadRequest)
+	// A forged or garbled ceremony cookie.
+	for _, bad := range []string{"garbage", strings.Repeat("A", 200), "%00"} {
+		fresh.SetCookie("__Host-ceremony", bad)
+		expectJSONError(t, fresh.PostJSON("/signin/passkey/finish", assertion), http.StatusBadRequest)
+	}
 	// A registration ceremony cookie used to sign in.
 	regBegin := b.PostJSON("/account/passkeys/begin", nil)
-	_ = regBegin
 	expectJSONError(t, b.PostJSON("/signin/passkey/finish", pk.Assert(t, regBegin.Body)), http.StatusBadRequest)
 }
 

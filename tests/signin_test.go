@@ -181,6 +181,11 @@ func TestLinkPageNeverConsumesAndNamesTheAccount(t *testing.T) {
 		t.Error("the asking browser is told it is another browser")
 	}
 
+	// A garbled link-request cookie is just "another browser".
+	forged := a.Browser(t)
+	forged.SetCookie("__Host-linkreq", "forged-value")
+	expectPage(t, forged.Get(path), http.StatusOK, "requested from another browser")
+
 	// After all that, the link still works, even from the other browser.
 	r = scanner.Post("/signin/link", url.Values{"token": {tok}})
 	expectStatus(t, r, http.StatusSeeOther)
