@@ -343,6 +343,7 @@ func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremo
 	}
 	return db.UsedCredential{
 		ID:            cred.ID,
+		CredentialID:  cred.CredentialID,
 		SignCount:     wc.Authenticator.SignCount,
 		UserVerified:  wc.Flags.UserVerified,
 		BackupState:   wc.Flags.BackupState,

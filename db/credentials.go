@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -83,11 +84,16 @@ func (d *DB) CredentialsOf(ctx context.Context, userID int64) ([]*Credential, er
 // handle, in one query: the public key, the flags, the counter and the last
 // use. Other fields are left empty.
 //
-// It runs on the writer connection, not the read pool: a sign-in reads the
-// row and then updates it, and every write makes the pooled readers drop
-// their page caches and re-read the pages with system calls, which cost
-// more than the query. The writer's cache stays warm.
+// A credential read once is kept in memory (see signInCache), so repeated
+// sign-ins with it read nothing; RecordCredentialUse stays the authority.
+// The read itself runs on the writer connection, not the read pool: a
+// sign-in reads the row and then updates it, and every write makes the
+// pooled readers drop their page caches and re-read the pages with system
+// calls, which cost more than the query. The writer's cache stays warm.
 func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (*Credential, []byte, error) {
+	if c, handle, ok := d.signIns.get(credentialID); ok {
+		return c, handle, nil
+	}
 	d.queries.add("CredentialForSignIn")
 	var (
 		c       Credential
@@ -105,12 +111,17 @@ func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (*Cre
 	if err != nil {
 		return nil, nil, d.notFound("credential for sign-in", err, "This passkey is not registered here.")
 	}
-	c.CredentialID = credentialID
+	c.CredentialID = bytes.Clone(credentialID)
 	if lastUse > 0 {
 		c.LastUsedAt = time.UnixMicro(lastUse)
 	}
+	d.signIns.put(&c, handle)
 	return &c, handle, nil
 }
+
+// ForgetSignInCredential drops a credential from the sign-in cache, so the
+// next sign-in with it reads the row again (after an assertion failed).
+func (d *DB) ForgetSignInCredential(credentialID []byte) { d.signIns.forget(credentialID) }
 
 // CredentialExists reports whether any account has a passkey with this
 // authenticator credential id.
@@ -161,6 +172,7 @@ var ErrCounterWentBack = errs.E(errs.Forbidden, "This passkey reported an incons
 // UsedCredential is what a successful assertion updates.
 type UsedCredential struct {
 	ID           int64
+	CredentialID []byte // the authenticator's id, matched too
 	SignCount    uint32
 	UserVerified bool
 	BackupState  bool
@@ -177,18 +189,22 @@ func (d *DB) RecordCredentialUse(ctx context.Context, u UsedCredential) error {
 	d.queries.add("RecordCredentialUse")
 	res, err := d.w.exec(ctx, `UPDATE credentials
 		SET sign_count = ?1, user_verified = ?2, backup_state = ?3, last_used_at = ?4
-		WHERE id = ?5 AND last_used_at < ?4 AND ((?1 = 0 AND sign_count = 0) OR sign_count < ?1)`,
-		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID)
+		WHERE id = ?5 AND credential_id = ?6 AND last_used_at < ?4 AND ((?1 = 0 AND sign_count = 0) OR sign_count < ?1)`,
+		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID)
 	if err != nil {
+		d.signIns.forget(u.CredentialID)
 		return d.internal("record credential use", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
+		d.signIns.used(u)
 		return nil
 	}
+	d.signIns.forget(u.CredentialID)
 	// Which condition failed decides the answer; a second read is fine on
 	// this failure path.
 	var lastUsed, count int64
-	err = d.r.queryRow(ctx, `SELECT last_used_at, sign_count FROM credentials WHERE id = ?`, u.ID).Scan(&lastUsed, &count)
+	err = d.r.queryRow(ctx, `SELECT last_used_at, sign_count FROM credentials WHERE id = ? AND credential_id = ?`,
+		u.ID, u.CredentialID).Scan(&lastUsed, &count)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return errs.E(errs.NotFound, "This passkey is not registered here.")
@@ -245,5 +261,9 @@ func (d *DB) DeleteCredential(ctx context.Context, userID, id int64) (*Credentia
 	if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE id = ?`, id); err != nil {
 		return nil, d.internal("delete credential", err)
 	}
-	return c, d.internal("commit delete credential", tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return nil, d.internal("commit delete credential", err)
+	}
+	d.signIns.forgetRow(id)
+	return c, nil
 }

@@ -43,6 +43,9 @@ type DB struct {
 	// queries counts statements by the name of the method that ran them,
 	// so tests can prove which paths touch the database.
 	queries queryCounter
+
+	// signIns saves passkey sign-ins their first read; see signInCache.
+	signIns signInCache
 }
 
 // pragmas are set on every connection through the DSN, because the pool

@@ -176,3 +176,71 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 		t.Errorf("RevocationsSince %+v %v", revs, err)
 	}
 }
+
+// TestSignInCacheNeverOutlivesTheRow: instance A remembers a credential it
+// signed in with; instance B deletes it, and SQLite gives its row id to
+// another account's new passkey. A sign-in on A with the deleted passkey
+// (verified against the remembered key) must find nothing to update — and
+// must leave the other account's passkey untouched.
+func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	open := func() *DB {
+		d, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	a, b := open(), open()
+	now := time.Now()
+	alice, _, err := a.ConsumeSignUpLink(ctx, "alice@example.com", 1, []byte("alice-handle-016"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _, err := a.ConsumeSignUpLink(ctx, "bob@example.com", 1, []byte("bob-handle-00016"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &Credential{UserID: alice.ID, CredentialID: []byte("old-credential"), PublicKey: []byte("old key"), Name: "Old", CreatedAt: now}
+	if err := a.AddCredential(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	c, handle, err := a.CredentialForSignIn(ctx, old.CredentialID)
+	if err != nil || string(handle) != "alice-handle-016" {
+		t.Fatalf("first read: %v %q", err, handle)
+	}
+	if err := a.RecordCredentialUse(ctx, UsedCredential{ID: c.ID, CredentialID: c.CredentialID, SignCount: 1, CeremonyStart: 10}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := b.DeleteCredential(ctx, alice.ID, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	reused := &Credential{UserID: bob.ID, CredentialID: []byte("bobs-credential"), PublicKey: []byte("bob key"), Name: "Bob's", CreatedAt: now}
+	if err := b.AddCredential(ctx, reused); err != nil {
+		t.Fatal(err)
+	}
+	if reused.ID != old.ID {
+		t.Fatalf("SQLite did not reuse row id %d (got %d); the test needs it to", old.ID, reused.ID)
+	}
+
+	// A still remembers the deleted passkey (nothing told it otherwise)...
+	c, handle, err = a.CredentialForSignIn(ctx, old.CredentialID)
+	if err != nil || string(handle) != "alice-handle-016" || c.ID != old.ID || c.SignCount != 1 {
+		t.Fatalf("A forgot the credential on its own: %+v %q %v", c, handle, err)
+	}
+	// ...but using it finds no such passkey.
+	err = a.RecordCredentialUse(ctx, UsedCredential{ID: c.ID, CredentialID: c.CredentialID, SignCount: 2, CeremonyStart: 20})
+	if errs.Code(err) != errs.NotFound {
+		t.Fatalf("using a deleted passkey remembered by A: %v, want not found", err)
+	}
+	bobs, _, err := b.CredentialForSignIn(ctx, reused.CredentialID)
+	if err != nil || bobs.SignCount != 0 || !bobs.LastUsedAt.IsZero() {
+		t.Fatalf("bob's passkey was changed: %+v %v", bobs, err)
+	}
+	// And A reads the row again next time: it is gone.
+	if _, _, err := a.CredentialForSignIn(ctx, old.CredentialID); errs.Code(err) != errs.NotFound {
+		t.Fatalf("after the failed use A still finds the deleted passkey: %v", err)
+	}
+}

@@ -427,7 +427,11 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now Now) (time.Time,
 	if n, _ := res.RowsAffected(); n == 0 {
 		return time.Time{}, errs.E(errs.NotFound, "This account no longer exists.")
 	}
-	return t, d.internal("commit delete user", tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return time.Time{}, d.internal("commit delete user", err)
+	}
+	d.signIns.forgetOwner(handle)
+	return t, nil
 }
 
 // ErrNoPasskeyForPasskeyOnly refuses turning email sign-in off for an

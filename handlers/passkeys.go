@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -95,9 +96,20 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	}
 	used, err := h.passkeys.FinishAssertion(owner, cred, cer, parsed)
 	if err != nil {
+		// The row may have come from the sign-in cache: read it afresh
+		// next time.
+		h.db.ForgetSignInCredential(parsed.RawID)
 		return err
 	}
-	if err := h.db.RecordCredentialUse(ctx, used); err != nil {
+	switch err := h.db.RecordCredentialUse(ctx, used); {
+	case errs.Code(err) == errs.NotFound:
+		// Deleted since it was read (here or on another instance).
+		return &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
+	case errors.Is(err, db.ErrCounterWentBack):
+		h.log.Warn("passkey counter did not increase: possible cloned authenticator",
+			"credential", cred.ID, "received", used.SignCount)
+		return err
+	case err != nil:
 		return err
 	}
 	if err := h.startSession(c, owner, auth.AMRPasskey); err != nil {

@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -240,5 +242,61 @@ func TestDownstreamServiceVerifiesTokensWithTheKeySetOnly(t *testing.T) {
 	}
 	if svc.Fetches != fetches+1 {
 		t.Errorf("key set fetched %d times after rotation, want once", svc.Fetches-fetches)
+	}
+}
+
+// TestPasskeyChangesOnOneInstanceHoldOnAnother: an instance remembers the
+// passkeys it signed in with, so repeat sign-ins skip reading the row. What
+// happens to a passkey on another instance still counts at once: a counter
+// that moved on there, and a deletion there.
+func TestPasskeyChangesOnOneInstanceHoldOnAnother(t *testing.T) {
+	secret := testkit.NewSecret()
+	dbPath := t.TempDir() + "/shared.db"
+	mail := testkit.StartMailServer(t, false)
+	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
+	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
+		Env: map[string]string{"BASE_URL": a.URL}})
+	onA := a.Browser(t)
+	signIn(t, a, onA, "pia@example.com")
+	pk := addPasskey(t, a, onA)
+
+	// Two sign-ins on B: the second reads nothing about the passkey.
+	expectStatus(t, passkeySignIn(t, b.Browser(t), pk), http.StatusOK)
+	reads := b.App.DB.Queries()["CredentialForSignIn"]
+	expectStatus(t, passkeySignIn(t, b.Browser(t), pk), http.StatusOK)
+	if n := b.App.DB.Queries()["CredentialForSignIn"]; n != reads {
+		t.Errorf("a repeat sign-in on B read the credential again (%d reads, want %d)", n, reads)
+	}
+
+	// The authenticator signs in on A with counter 100; an assertion that
+	// B's memory would accept (counter 50, above what B last saw) is a
+	// counter going back, and B refuses it.
+	signInWith := func(app *testkit.App, counter uint32) *testkit.Response {
+		br := app.Browser(t)
+		begin := br.PostJSON("/signin/passkey/begin", nil)
+		return br.PostJSON("/signin/passkey/finish", pk.AssertWith(t, begin.Body, testkit.Mod{Counter: testkit.Uint32(counter)}))
+	}
+	expectStatus(t, signInWith(a, 100), http.StatusOK)
+	behind := signInWith(b, 50)
+	expectJSONError(t, behind, http.StatusForbidden)
+	if setCookieHeader(behind, "__Host-at") != "" {
+		t.Fatal("B signed in with a counter that went back on A")
+	}
+	expectStatus(t, signInWith(b, 101), http.StatusOK)
+	pk.Cred.Counter = 101 // the authenticator's own count goes on from there
+
+	// The owner deletes the passkey on A (right after using it there); B
+	// refuses it from then on, and tells the browser to forget it.
+	expectStatus(t, passkeySignIn(t, onA, pk), http.StatusOK)
+	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(onA.Get("/account").Body)[1]
+	expectStatus(t, onA.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
+	gone := b.Browser(t)
+	r := passkeySignIn(t, gone, pk)
+	expectJSONError(t, r, http.StatusNotFound)
+	if gone.Cookie("__Host-at") != "" {
+		t.Fatal("B signed in with a passkey deleted on A")
+	}
+	if !strings.Contains(r.Body, base64.RawURLEncoding.EncodeToString(pk.Cred.ID)) {
+		t.Errorf("B's refusal does not name the deleted credential, so the browser cannot forget it: %s", r.Body)
 	}
 }

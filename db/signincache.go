@@ -1,0 +1,100 @@
+package db
+
+import (
+	"bytes"
+	"sync"
+	"time"
+)
+
+// signInCacheLimit bounds the sign-in cache (a few hundred bytes each).
+const signInCacheLimit = 4096
+
+// signInCache keeps, per authenticator credential id, what a passkey
+// sign-in reads: the credential row and its owner's handle. A sign-in that
+// finds its credential here skips the read and goes straight to verifying
+// the signature and to RecordCredentialUse.
+//
+// The cache is never the authority. RecordCredentialUse's single
+// conditional update is: it matches the row by id and credential id (a
+// deleted row, or a row id that SQLite reused for another credential,
+// matches nothing), refuses a ceremony that is not newer than the last use
+// and a counter that did not increase, against the row as it is now. So a
+// stale entry (the passkey or the account deleted, or used, on another
+// instance) can make a sign-in fail where a fresh read would have failed
+// too, never succeed where it would not. Any failure drops the entry, so
+// the next attempt reads the row again.
+type signInCache struct {
+	mu sync.Mutex
+	m  map[string]signInEntry
+}
+
+type signInEntry struct {
+	cred   Credential
+	handle []byte
+}
+
+func (s *signInCache) get(credentialID []byte) (*Credential, []byte, bool) {
+	s.mu.Lock()
+	e, ok := s.m[string(credentialID)]
+	s.mu.Unlock()
+	if !ok {
+		return nil, nil, false
+	}
+	c := e.cred
+	return &c, e.handle, true
+}
+
+func (s *signInCache) put(c *Credential, handle []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]signInEntry)
+	}
+	if len(s.m) >= signInCacheLimit {
+		for k := range s.m { // an arbitrary entry: map order is random
+			delete(s.m, k)
+			break
+		}
+	}
+	s.m[string(c.CredentialID)] = signInEntry{cred: *c, handle: handle}
+}
+
+// used records a successful use, as RecordCredentialUse wrote it.
+func (s *signInCache) used(u UsedCredential) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[string(u.CredentialID)]
+	if !ok || e.cred.ID != u.ID {
+		return
+	}
+	e.cred.SignCount = u.SignCount
+	e.cred.UserVerified = u.UserVerified
+	e.cred.BackupState = u.BackupState
+	e.cred.LastUsedAt = time.UnixMicro(u.CeremonyStart)
+	s.m[string(u.CredentialID)] = e
+}
+
+func (s *signInCache) forget(credentialID []byte) {
+	s.mu.Lock()
+	delete(s.m, string(credentialID))
+	s.mu.Unlock()
+}
+
+// forgetWhere drops every entry drop says to (deletions, which are rare).
+func (s *signInCache) forgetWhere(drop func(*signInEntry) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.m {
+		if drop(&e) {
+			delete(s.m, k)
+		}
+	}
+}
+
+func (s *signInCache) forgetRow(id int64) {
+	s.forgetWhere(func(e *signInEntry) bool { return e.cred.ID == id })
+}
+
+func (s *signInCache) forgetOwner(handle []byte) {
+	s.forgetWhere(func(e *signInEntry) bool { return bytes.Equal(e.handle, handle) })
+}
