@@ -1,8 +1,8 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
-	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -15,11 +15,11 @@ import (
 // errs.Unavailable error whose message tells the person to try again; the
 // cause is logged, never shown.
 func (h *Handler) sendEmail(ctx context.Context, to, subject string, html, text templ.Component) error {
-	htmlBody, err := renderString(ctx, html)
+	htmlBody, err := h.renderString(ctx, html)
 	if err != nil {
 		return err
 	}
-	textBody, err := renderString(ctx, text)
+	textBody, err := h.renderString(ctx, text)
 	if err != nil {
 		return err
 	}
@@ -47,11 +47,14 @@ func (h *Handler) sendLater(to, subject string, html, text templ.Component) {
 // Wait waits for emails being sent in the background.
 func (h *Handler) Wait() { h.background.Wait() }
 
-func renderString(ctx context.Context, comp templ.Component) (string, error) {
-	var b strings.Builder
-	b.Grow(4096)
-	if err := comp.Render(ctx, &b); err != nil {
+// renderString renders comp through a pooled buffer: the only allocation
+// left is the string itself, at its exact size.
+func (h *Handler) renderString(ctx context.Context, comp templ.Component) (string, error) {
+	buf := h.buffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer h.putBuffer(buf)
+	if err := comp.Render(ctx, buf); err != nil {
 		return "", err
 	}
-	return b.String(), nil
+	return buf.String(), nil
 }

@@ -19,11 +19,7 @@ import (
 func (h *Handler) render(c echo.Context, status int, page templ.Component) error {
 	buf := h.buffers.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 64<<10 {
-			h.buffers.Put(buf)
-		}
-	}()
+	defer h.putBuffer(buf)
 	if err := page.Render(c.Request().Context(), buf); err != nil {
 		return err
 	}
@@ -36,6 +32,14 @@ func (h *Handler) render(c echo.Context, status int, page templ.Component) error
 	}
 	_, err := c.Response().Write(buf.Bytes())
 	return err
+}
+
+// putBuffer returns a rendering buffer to the pool, unless an unusually
+// large page grew it: the pool should not pin that memory.
+func (h *Handler) putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		h.buffers.Put(buf)
+	}
 }
 
 // page returns the layout settings for a page titled title.
