@@ -133,7 +133,7 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 		return err
 	}
 	h.setSessionCookies(c, issued)
-	c.Set(sessionContextKey, issued.Claims)
+	setSession(c, issued.Claims)
 	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "Your email address is now "+u.Email+". Every other device has been signed out.")
 }
 

@@ -131,7 +131,7 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 		// Requests that matched no route skipped loadSession; the page
 		// header should still know who is signed in (no refresh here).
 		if claims, err := h.tokens.VerifyAccess(cookieValue(c, cookieAccess)); err == nil {
-			c.Set(sessionContextKey, claims)
+			setSession(c, claims)
 		}
 	}
 	v := views.ErrorView{Status: status, Title: titles[code], Message: message}

@@ -15,46 +15,80 @@ import (
 
 const sessionContextKey = "latchkey.session"
 
+// sessionContext carries the request's verified session from loadSession
+// to the handler. (Echo's c.Set would do, but it allocates a map for every
+// request that uses it, and this is every signed-in request.)
+type sessionContext struct {
+	echo.Context
+	claims *auth.Claims
+}
+
 // sessionOf returns the verified access-token claims of the request, or nil
 // when nobody is signed in.
 func sessionOf(c echo.Context) *auth.Claims {
+	if sc, ok := c.(*sessionContext); ok {
+		return sc.claims
+	}
 	s, _ := c.Get(sessionContextKey).(*auth.Claims)
 	return s
 }
 
-// loadSession authenticates the request from its cookies. A valid access
-// token is all it takes: no database read. When the access token is
-// missing or expired (browsers drop expired cookies) and the refresh token
-// is valid, it refreshes silently: one read of the user row, new cookies,
-// and the request goes on as signed in.
+// setSession records who is signed in for the rest of the request (after
+// a sign-in, a sign-out, or a silent refresh).
+func setSession(c echo.Context, claims *auth.Claims) {
+	if sc, ok := c.(*sessionContext); ok {
+		sc.claims = claims
+		return
+	}
+	c.Set(sessionContextKey, claims)
+}
+
+// loadSession authenticates the request from its cookies and hands the
+// session down with the request. Errors from everything after it are
+// answered here, so that error pages know who is signed in too.
 func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if access := cookieValue(c, cookieAccess); access != "" {
-			claims, err := h.tokens.VerifyAccess(access)
-			if err == nil {
-				c.Set(sessionContextKey, claims)
-				return next(c)
-			}
-			if errors.Is(err, auth.ErrTokenRevoked) {
-				// The session or the user was revoked: a refresh would
-				// be refused too, so don't spend a database read on it.
-				h.clearSessionCookies(c)
-				return next(c)
-			}
+		claims, err := h.authenticate(c)
+		if err != nil {
+			return err
 		}
-		if refresh := cookieValue(c, cookieRefresh); refresh != "" {
-			claims, err := h.refresh(c, refresh)
-			switch {
-			case err == nil:
-				c.Set(sessionContextKey, claims)
-			case errs.Code(err) == errs.Internal:
-				return err
-			default:
-				h.clearSessionCookies(c)
-			}
+		sc := &sessionContext{Context: c, claims: claims}
+		if err := next(sc); err != nil {
+			sc.Echo().HTTPErrorHandler(err, sc)
 		}
-		return next(c)
+		return nil
 	}
+}
+
+// authenticate returns the session the request's cookies prove, or nil. A
+// valid access token is all it takes: no database read. When the access
+// token is missing or expired (browsers drop expired cookies) and the
+// refresh token is valid, it refreshes silently: one read of the user row,
+// new cookies, and the request goes on as signed in.
+func (h *Handler) authenticate(c echo.Context) (*auth.Claims, error) {
+	if access := cookieValue(c, cookieAccess); access != "" {
+		claims, err := h.tokens.VerifyAccess(access)
+		if err == nil {
+			return claims, nil
+		}
+		if errors.Is(err, auth.ErrTokenRevoked) {
+			// The session or the user was revoked: a refresh would be
+			// refused too, so don't spend a database read on it.
+			h.clearSessionCookies(c)
+			return nil, nil
+		}
+	}
+	if refresh := cookieValue(c, cookieRefresh); refresh != "" {
+		claims, err := h.refresh(c, refresh)
+		switch {
+		case err == nil:
+			return claims, nil
+		case errs.Code(err) == errs.Internal:
+			return nil, err
+		}
+		h.clearSessionCookies(c)
+	}
+	return nil, nil
 }
 
 // refresh rotates a refresh token: it reads the user row once (does the
@@ -94,7 +128,7 @@ func (h *Handler) startSession(c echo.Context, handle []byte, amr []string) erro
 		return err
 	}
 	h.setSessionCookies(c, issued)
-	c.Set(sessionContextKey, issued.Claims)
+	setSession(c, issued.Claims)
 	return nil
 }
 
@@ -107,7 +141,7 @@ func (h *Handler) setSessionCookies(c echo.Context, issued *auth.Issued) {
 func (h *Handler) clearSessionCookies(c echo.Context) {
 	clearCookie(c, cookieAccess)
 	clearCookie(c, cookieRefresh)
-	c.Set(sessionContextKey, nil)
+	setSession(c, nil)
 }
 
 // requireSession sends signed-out visitors to the sign-in page (303, with
