@@ -70,6 +70,16 @@ func TestSilentRefresh(t *testing.T) {
 	b.DeleteCookie("__Host-at")
 	expectPage(t, b.Get("/account"), http.StatusOK, "olga@example.com")
 
+	// A page that fails after a silent refresh still shows the person as
+	// signed in (its header offers the account, not "Sign in"), and the
+	// refresh sticks.
+	b.DeleteCookie("__Host-at")
+	r = b.Get("/signin/link?token=garbage")
+	expectPage(t, r, http.StatusBadRequest, `<a href="/account">Account</a>`)
+	if setCookieHeader(r, "__Host-at") == "" || b.Cookie("__Host-at") == "" {
+		t.Error("a silent refresh on a failing page set no access cookie")
+	}
+
 	// Idle longer than SESSION_IDLE_TTL: the session is over.
 	clock.Advance(169 * time.Hour)
 	r = b.Get("/account")
