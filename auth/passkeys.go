@@ -26,6 +26,11 @@ const CeremonyTimeout = 3 * time.Minute
 // MaxCredentialIDBytes is the longest credential id WebAuthn allows.
 const MaxCredentialIDBytes = 1023
 
+// MaxPublicKeyBytes bounds a new passkey's COSE public key. The largest
+// real ones (RSA-4096) take about 540 bytes; anything far past that is
+// padding, stored and read on every sign-in for nothing.
+const MaxPublicKeyBytes = 2048
+
 // CeremonyKind is what a ceremony is for; a ceremony cookie of one kind is
 // refused by the other kinds' finish.
 type CeremonyKind byte
@@ -287,6 +292,9 @@ func (p *Passkeys) FinishRegistration(u PasskeyUser, c *Ceremony, parsed *protoc
 	if err != nil {
 		return nil, p.invalid("registration", err)
 	}
+	if len(cred.PublicKey) > MaxPublicKeyBytes {
+		return nil, errs.E(errs.Invalid, "This passkey's public key is far larger than any real one, so it was refused.")
+	}
 	transports := make([]string, len(cred.Transport))
 	for i, t := range cred.Transport {
 		transports[i] = string(t)
@@ -344,6 +352,8 @@ func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremo
 	return db.UsedCredential{
 		ID:            cred.ID,
 		CredentialID:  cred.CredentialID,
+		PublicKey:     cred.PublicKey,
+		Owner:         handle,
 		SignCount:     wc.Authenticator.SignCount,
 		UserVerified:  wc.Flags.UserVerified,
 		BackupState:   wc.Flags.BackupState,

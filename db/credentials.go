@@ -171,8 +171,15 @@ var ErrCounterWentBack = errs.E(errs.Forbidden, "This passkey reported an incons
 
 // UsedCredential is what a successful assertion updates.
 type UsedCredential struct {
+	// The row, as the assertion was verified against it: the update
+	// matches all four, so it cannot land on another row (SQLite reuses a
+	// deleted row's id; a credential id can be registered again, on any
+	// account, once it is deleted), nor on an account deleted since.
 	ID           int64
-	CredentialID []byte // the authenticator's id, matched too
+	CredentialID []byte // the authenticator's id
+	PublicKey    []byte // the key the signature was checked with
+	Owner        []byte // the live user's handle the session goes to
+
 	SignCount    uint32
 	UserVerified bool
 	BackupState  bool
@@ -182,15 +189,22 @@ type UsedCredential struct {
 	CeremonyStart int64
 }
 
+// credentialAsVerified matches a credential row only if it is still the
+// one an assertion was verified against (see UsedCredential).
+const credentialAsVerified = `id = ?5 AND credential_id = ?6 AND public_key = ?7
+	AND user_id = (SELECT id FROM users WHERE handle = ?8 AND deleted_at IS NULL)`
+
 // RecordCredentialUse saves an assertion's counter and flags, atomically
-// refusing a replayed ceremony and a counter that did not increase (when
-// either the stored or the new value is non-zero).
+// refusing a credential that is no longer the one verified, a replayed
+// ceremony and a counter that did not increase (when either the stored or
+// the new value is non-zero). It is what makes a passkey sign-in count;
+// the credential read before it may come from memory (signInCache).
 func (d *DB) RecordCredentialUse(ctx context.Context, u UsedCredential) error {
 	d.queries.add("RecordCredentialUse")
 	res, err := d.w.exec(ctx, `UPDATE credentials
 		SET sign_count = ?1, user_verified = ?2, backup_state = ?3, last_used_at = ?4
-		WHERE id = ?5 AND credential_id = ?6 AND last_used_at < ?4 AND ((?1 = 0 AND sign_count = 0) OR sign_count < ?1)`,
-		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID)
+		WHERE `+credentialAsVerified+` AND last_used_at < ?4 AND ((?1 = 0 AND sign_count = 0) OR sign_count < ?1)`,
+		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID, u.PublicKey, u.Owner)
 	if err != nil {
 		d.signIns.forget(u.CredentialID)
 		return d.internal("record credential use", err)
@@ -203,8 +217,8 @@ func (d *DB) RecordCredentialUse(ctx context.Context, u UsedCredential) error {
 	// Which condition failed decides the answer; a second read is fine on
 	// this failure path.
 	var lastUsed, count int64
-	err = d.r.queryRow(ctx, `SELECT last_used_at, sign_count FROM credentials WHERE id = ? AND credential_id = ?`,
-		u.ID, u.CredentialID).Scan(&lastUsed, &count)
+	err = d.r.queryRow(ctx, `SELECT last_used_at, sign_count FROM credentials WHERE `+credentialAsVerified,
+		nil, nil, nil, nil, u.ID, u.CredentialID, u.PublicKey, u.Owner).Scan(&lastUsed, &count)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return errs.E(errs.NotFound, "This passkey is not registered here.")

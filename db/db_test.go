@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"sync"
@@ -177,70 +178,131 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 	}
 }
 
-// TestSignInCacheNeverOutlivesTheRow: instance A remembers a credential it
-// signed in with; instance B deletes it, and SQLite gives its row id to
-// another account's new passkey. A sign-in on A with the deleted passkey
-// (verified against the remembered key) must find nothing to update — and
-// must leave the other account's passkey untouched.
+// TestSignInCacheNeverOutlivesTheRow: instance A remembers a passkey it
+// signed in with. On instance B the passkey is deleted, or its account is,
+// and its credential id (authenticators choose them) is registered again —
+// on another account, or with another key — where SQLite may hand out the
+// deleted row's id. A sign-in on A with the old passkey, verified against
+// what A remembers, must then find nothing to update, and change nothing.
 func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shared.db")
-	open := func() *DB {
-		d, err := Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		// change runs on instance B; it returns the row now holding the
+		// credential id.
+		change func(t *testing.T, b *DB, alice, bob *User, old *Credential) *Credential
+	}{
+		{"passkey deleted, its id registered by another account", func(t *testing.T, b *DB, alice, bob *User, old *Credential) *Credential {
+			if _, err := b.DeleteCredential(ctx, alice.ID, old.ID); err != nil {
+				t.Fatal(err)
+			}
+			return addCredential(t, b, bob.ID, old.CredentialID, "attacker's key")
+		}},
+		{"passkey deleted, its id registered again with another key", func(t *testing.T, b *DB, alice, bob *User, old *Credential) *Credential {
+			if _, err := b.DeleteCredential(ctx, alice.ID, old.ID); err != nil {
+				t.Fatal(err)
+			}
+			return addCredential(t, b, alice.ID, old.CredentialID, "new key")
+		}},
+		{"account deleted, its passkey's id registered by another account", func(t *testing.T, b *DB, alice, bob *User, old *Credential) *Credential {
+			if _, err := b.DeleteUser(ctx, alice.Handle, time.Now); err != nil {
+				t.Fatal(err)
+			}
+			return addCredential(t, b, bob.ID, old.CredentialID, "old key") // even the same key
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "shared.db")
+			a, b := openAt(t, path), openAt(t, path)
+			now := time.Now()
+			alice, _, err := a.ConsumeSignUpLink(ctx, "alice@example.com", 1, []byte("alice-handle-016"), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bob, _, err := a.ConsumeSignUpLink(ctx, "bob@example.com", 1, []byte("bob-handle-00016"), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := addCredential(t, a, alice.ID, []byte("credential-x"), "old key")
+			c, handle, err := a.CredentialForSignIn(ctx, old.CredentialID)
+			if err != nil || string(handle) != "alice-handle-016" {
+				t.Fatalf("first read: %v %q", err, handle)
+			}
+			if err := a.RecordCredentialUse(ctx, asUsed(c, handle, 1, 10)); err != nil {
+				t.Fatal(err)
+			}
+
+			now2 := tc.change(t, b, alice, bob, old)
+			if now2.ID != old.ID {
+				t.Logf("SQLite gave the new row id %d (the deleted one had %d)", now2.ID, old.ID)
+			}
+
+			// A still remembers the old passkey (nothing told it)...
+			c, handle, err = a.CredentialForSignIn(ctx, old.CredentialID)
+			if err != nil || string(handle) != "alice-handle-016" || c.ID != old.ID || string(c.PublicKey) != "old key" {
+				t.Fatalf("A forgot the credential on its own: %+v %q %v", c, handle, err)
+			}
+			// ...but using it finds no such passkey, and changes nothing.
+			if err := a.RecordCredentialUse(ctx, asUsed(c, handle, 2, 20)); errs.Code(err) != errs.NotFound {
+				t.Fatalf("using the remembered old passkey: %v, want not found", err)
+			}
+			fresh, owner, err := b.CredentialForSignIn(ctx, old.CredentialID)
+			if err != nil || fresh.SignCount != 0 || !fresh.LastUsedAt.IsZero() {
+				t.Fatalf("the credential id's new row was changed: %+v %v", fresh, err)
+			}
+			// And A reads the row afresh next time: the new one.
+			c, handle, err = a.CredentialForSignIn(ctx, old.CredentialID)
+			if err != nil || !bytes.Equal(handle, owner) || string(c.PublicKey) != string(fresh.PublicKey) {
+				t.Fatalf("after the failed use A still remembers the old row: %+v %q %v", c, handle, err)
+			}
+		})
+	}
+}
+
+func openAt(t *testing.T, path string) *DB {
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func addCredential(t *testing.T, d *DB, userID int64, credentialID []byte, key string) *Credential {
+	c := &Credential{UserID: userID, CredentialID: credentialID, PublicKey: []byte(key), Name: "Passkey", CreatedAt: time.Now()}
+	if err := d.AddCredential(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func asUsed(c *Credential, owner []byte, count uint32, start int64) UsedCredential {
+	return UsedCredential{ID: c.ID, CredentialID: c.CredentialID, PublicKey: c.PublicKey, Owner: owner,
+		SignCount: count, CeremonyStart: start}
+}
+
+// TestSignInCacheKeepsOnlyOrdinaryRows: a passkey with an unusually large
+// key or id is read from the database on every sign-in instead of being
+// kept in memory, so memory stays bounded whatever people register.
+func TestSignInCacheKeepsOnlyOrdinaryRows(t *testing.T) {
+	d := MustOpen(t)
+	u, _, err := d.ConsumeSignUpLink(ctx, "carol@example.com", 1, []byte("carol-handle-016"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := addCredential(t, d, u.ID, []byte("small"), string(make([]byte, 77)))
+	large := addCredential(t, d, u.ID, []byte("large"), string(make([]byte, signInCacheMaxRow)))
+	for _, tc := range []struct {
+		c     *Credential
+		reads int64
+	}{{small, 1}, {large, 3}} {
+		before := d.Queries()["CredentialForSignIn"]
+		for range 3 {
+			if _, _, err := d.CredentialForSignIn(ctx, tc.c.CredentialID); err != nil {
+				t.Fatal(err)
+			}
 		}
-		t.Cleanup(func() { d.Close() })
-		return d
-	}
-	a, b := open(), open()
-	now := time.Now()
-	alice, _, err := a.ConsumeSignUpLink(ctx, "alice@example.com", 1, []byte("alice-handle-016"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, _, err := a.ConsumeSignUpLink(ctx, "bob@example.com", 1, []byte("bob-handle-00016"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := &Credential{UserID: alice.ID, CredentialID: []byte("old-credential"), PublicKey: []byte("old key"), Name: "Old", CreatedAt: now}
-	if err := a.AddCredential(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	c, handle, err := a.CredentialForSignIn(ctx, old.CredentialID)
-	if err != nil || string(handle) != "alice-handle-016" {
-		t.Fatalf("first read: %v %q", err, handle)
-	}
-	if err := a.RecordCredentialUse(ctx, UsedCredential{ID: c.ID, CredentialID: c.CredentialID, SignCount: 1, CeremonyStart: 10}); err != nil {
-		t.Fatal(err)
-	}
-
-	if _, err := b.DeleteCredential(ctx, alice.ID, old.ID); err != nil {
-		t.Fatal(err)
-	}
-	reused := &Credential{UserID: bob.ID, CredentialID: []byte("bobs-credential"), PublicKey: []byte("bob key"), Name: "Bob's", CreatedAt: now}
-	if err := b.AddCredential(ctx, reused); err != nil {
-		t.Fatal(err)
-	}
-	if reused.ID != old.ID {
-		t.Fatalf("SQLite did not reuse row id %d (got %d); the test needs it to", old.ID, reused.ID)
-	}
-
-	// A still remembers the deleted passkey (nothing told it otherwise)...
-	c, handle, err = a.CredentialForSignIn(ctx, old.CredentialID)
-	if err != nil || string(handle) != "alice-handle-016" || c.ID != old.ID || c.SignCount != 1 {
-		t.Fatalf("A forgot the credential on its own: %+v %q %v", c, handle, err)
-	}
-	// ...but using it finds no such passkey.
-	err = a.RecordCredentialUse(ctx, UsedCredential{ID: c.ID, CredentialID: c.CredentialID, SignCount: 2, CeremonyStart: 20})
-	if errs.Code(err) != errs.NotFound {
-		t.Fatalf("using a deleted passkey remembered by A: %v, want not found", err)
-	}
-	bobs, _, err := b.CredentialForSignIn(ctx, reused.CredentialID)
-	if err != nil || bobs.SignCount != 0 || !bobs.LastUsedAt.IsZero() {
-		t.Fatalf("bob's passkey was changed: %+v %v", bobs, err)
-	}
-	// And A reads the row again next time: it is gone.
-	if _, _, err := a.CredentialForSignIn(ctx, old.CredentialID); errs.Code(err) != errs.NotFound {
-		t.Fatalf("after the failed use A still finds the deleted passkey: %v", err)
+		if n := d.Queries()["CredentialForSignIn"] - before; n != tc.reads {
+			t.Errorf("%s key: 3 sign-ins read the row %d times, want %d", tc.c.CredentialID, n, tc.reads)
+		}
 	}
 }

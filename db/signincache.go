@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
-// signInCacheLimit bounds the sign-in cache (a few hundred bytes each).
-const signInCacheLimit = 4096
+// signInCacheLimit bounds the sign-in cache; rows larger than
+// signInCacheMaxRow bytes (of key and id) are never kept, so it stays
+// under about 10 MB whatever keys people register.
+const (
+	signInCacheLimit  = 4096
+	signInCacheMaxRow = 2048
+)
 
 // signInCache keeps, per authenticator credential id, what a passkey
 // sign-in reads: the credential row and its owner's handle. A sign-in that
@@ -15,14 +20,15 @@ const signInCacheLimit = 4096
 // the signature and to RecordCredentialUse.
 //
 // The cache is never the authority. RecordCredentialUse's single
-// conditional update is: it matches the row by id and credential id (a
-// deleted row, or a row id that SQLite reused for another credential,
-// matches nothing), refuses a ceremony that is not newer than the last use
-// and a counter that did not increase, against the row as it is now. So a
-// stale entry (the passkey or the account deleted, or used, on another
-// instance) can make a sign-in fail where a fresh read would have failed
-// too, never succeed where it would not. Any failure drops the entry, so
-// the next attempt reads the row again.
+// conditional update is: it matches the row by id, credential id, public
+// key and live owner — everything the sign-in took from the cache — so a
+// deleted row, a reused row id, a credential id registered again (on any
+// account, with any key) or a deleted account matches nothing; and it
+// refuses a ceremony that is not newer than the last use and a counter
+// that did not increase, against the row as it is now. So a stale entry
+// can make a sign-in fail where a fresh read would have failed too, never
+// succeed where it would not. Any failure drops the entry, so the next
+// attempt reads the row again.
 type signInCache struct {
 	mu sync.Mutex
 	m  map[string]signInEntry
@@ -45,6 +51,9 @@ func (s *signInCache) get(credentialID []byte) (*Credential, []byte, bool) {
 }
 
 func (s *signInCache) put(c *Credential, handle []byte) {
+	if len(c.PublicKey)+len(c.CredentialID) > signInCacheMaxRow {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {

@@ -84,6 +84,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if cer.Kind == auth.CeremonyReauth {
 		s := sessionOf(c)
 		if s == nil || !bytes.Equal(s.Handle(), cer.UserHandle) || !bytes.Equal(owner, cer.UserHandle) {
+			h.db.ForgetSignInCredential(parsed.RawID) // the owner may have come from memory
 			return errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
 		}
 	}

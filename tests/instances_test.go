@@ -300,3 +300,46 @@ func TestPasskeyChangesOnOneInstanceHoldOnAnother(t *testing.T) {
 		t.Errorf("B's refusal does not name the deleted credential, so the browser cannot forget it: %s", r.Body)
 	}
 }
+
+// TestDeletedPasskeyStaysDeletedOnEveryInstance: a stolen device holds a
+// passkey its owner then deletes (on instance A). The thief's accomplice
+// registers the same credential id on their own account, where the
+// database may hand it the deleted passkey's row. Instance B, which
+// remembered the passkey from an earlier sign-in, must not sign the thief
+// in to the owner's account — now or on a second try.
+func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
+	secret := testkit.NewSecret()
+	dbPath := t.TempDir() + "/shared.db"
+	mail := testkit.StartMailServer(t, false)
+	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
+	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
+		Env: map[string]string{"BASE_URL": a.URL}})
+	mallory := a.Browser(t)
+	signIn(t, a, mallory, "mallory@example.com")
+	victim := a.Browser(t)
+	signIn(t, a, victim, "victim@example.com")
+	stolen := addPasskey(t, a, victim)
+	expectStatus(t, passkeySignIn(t, b.Browser(t), stolen), http.StatusOK) // B remembers it
+
+	expectStatus(t, passkeySignIn(t, victim, stolen), http.StatusOK) // fresh, to delete
+	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(victim.Get("/account").Body)[1]
+	expectStatus(t, victim.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
+
+	begin := mallory.PostJSON("/account/passkeys/begin", nil)
+	expectStatus(t, begin, http.StatusOK)
+	own := testkit.NewPasskey(t, a.URL)
+	own.Cred.ID = stolen.Cred.ID
+	expectStatus(t, mallory.PostJSON("/account/passkeys/finish", own.Attest(t, begin.Body)), http.StatusOK)
+	if reused := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(mallory.Get("/account").Body)[1]; reused != id {
+		t.Logf("the new passkey got row %s, the deleted one had %s", reused, id)
+	}
+
+	for range 2 {
+		thief := b.Browser(t)
+		r := passkeySignIn(t, thief, stolen)
+		if r.StatusCode == http.StatusOK || thief.Cookie("__Host-at") != "" {
+			t.Fatalf("B signed the thief in with the deleted passkey: %d; account page: %.300s", r.StatusCode, thief.Get("/account").Body)
+		}
+	}
+	expectStatus(t, passkeySignIn(t, b.Browser(t), own), http.StatusOK) // the new passkey works for its owner
+}

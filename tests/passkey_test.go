@@ -400,6 +400,7 @@ func TestHostileRegistrationsAreRefused(t *testing.T) {
 		"user not present":      {Flags: testkit.Byte(testkit.FlagUV | testkit.FlagAT)},
 		"algorithm not offered": {Algorithm: -35}, // ES384
 		"id over 1023 bytes":    {CredentialID: make([]byte, 1024)},
+		"padded public key":     {KeyPadding: 40000},
 	} {
 		t.Run(name, func(t *testing.T) {
 			begin := b.PostJSON("/account/passkeys/begin", nil)

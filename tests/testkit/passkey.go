@@ -137,6 +137,7 @@ type Mod struct {
 	NoUserHandle bool
 	CredentialID []byte // nil: the passkey's own
 	Algorithm    int    // COSE algorithm claimed at registration (0: ES256)
+	KeyPadding   int    // junk bytes added to the COSE key at registration
 	WrongKey     bool   // sign with another key
 }
 
@@ -203,6 +204,9 @@ func (p *Passkey) AttestWith(tb testing.TB, optionsJSON string, m Mod) string {
 		alg = m.Algorithm
 	}
 	cose := cborMap{{1, 2}, {3, alg}, {-1, 1}, {-2, key.X.FillBytes(make([]byte, 32))}, {-3, key.Y.FillBytes(make([]byte, 32))}}
+	if m.KeyPadding > 0 {
+		cose = append(cose, [2]any{99, make([]byte, m.KeyPadding)}) // an unknown parameter
+	}
 	id := p.credID(m)
 	ad := p.authData(m, FlagUP|FlagUV|FlagBE|FlagBS|FlagAT)
 	ad = append(ad, p.Auth.Aaguid[:]...)
