@@ -119,7 +119,7 @@ func benchmarkPasskeySignIn(b *testing.B, firstRead bool) {
 		start = time.Now()
 		for range requests {
 			updates++
-			if err := store.RecordCredentialUse(context.Background(), db.UsedCredential{ID: credID, CredentialID: []byte("credential-id"), SignCount: uint32(updates), CeremonyStart: updates}); err != nil {
+			if err := store.RecordCredentialUse(context.Background(), db.UsedCredential{ID: credID, CredentialID: []byte("credential-id"), PublicKey: []byte("key"), Owner: []byte("0123456789abcdef"), SignCount: uint32(updates), CeremonyStart: updates}); err != nil {
 				b.Fatal(err)
 			}
 		}
