@@ -345,15 +345,14 @@ func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremo
 		return db.UsedCredential{}, p.invalid("assertion", err)
 	}
 	if wc.Authenticator.CloneWarning {
-		p.log.Warn("passkey counter went backwards: possible cloned authenticator",
-			"credential", cred.ID, "stored", cred.SignCount, "received", parsed.Response.AuthenticatorData.Counter)
-		return db.UsedCredential{}, db.ErrCounterWentBack
+		return db.UsedCredential{}, db.ErrCounterWentBack // logged by the caller
 	}
 	return db.UsedCredential{
 		ID:            cred.ID,
 		CredentialID:  cred.CredentialID,
 		PublicKey:     cred.PublicKey,
 		Owner:         handle,
+		Eligible:      cred.BackupEligible,
 		SignCount:     wc.Authenticator.SignCount,
 		UserVerified:  wc.Flags.UserVerified,
 		BackupState:   wc.Flags.BackupState,

@@ -123,6 +123,13 @@ func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (*Cre
 // next sign-in with it reads the row again (after an assertion failed).
 func (d *DB) ForgetSignInCredential(credentialID []byte) { d.signIns.forget(credentialID) }
 
+// RemembersSignInCredential reports whether the next CredentialForSignIn
+// with this id would answer from memory.
+func (d *DB) RemembersSignInCredential(credentialID []byte) bool {
+	_, _, ok := d.signIns.get(credentialID)
+	return ok
+}
+
 // CredentialExists reports whether any account has a passkey with this
 // authenticator credential id.
 func (d *DB) CredentialExists(ctx context.Context, credentialID []byte) (bool, error) {
@@ -179,6 +186,7 @@ type UsedCredential struct {
 	CredentialID []byte // the authenticator's id
 	PublicKey    []byte // the key the signature was checked with
 	Owner        []byte // the live user's handle the session goes to
+	Eligible     bool   // the backup-eligible flag it was checked with
 
 	SignCount    uint32
 	UserVerified bool
@@ -192,7 +200,7 @@ type UsedCredential struct {
 // credentialAsVerified matches a credential row only if it is still the
 // one an assertion was verified against (see UsedCredential).
 const credentialAsVerified = `id = ?5 AND credential_id = ?6 AND public_key = ?7
-	AND user_id = (SELECT id FROM users WHERE handle = ?8 AND deleted_at IS NULL)`
+	AND user_id = (SELECT id FROM users WHERE handle = ?8 AND deleted_at IS NULL) AND backup_eligible = ?9`
 
 // RecordCredentialUse saves an assertion's counter and flags, atomically
 // refusing a credential that is no longer the one verified, a replayed
@@ -204,7 +212,7 @@ func (d *DB) RecordCredentialUse(ctx context.Context, u UsedCredential) error {
 	res, err := d.w.exec(ctx, `UPDATE credentials
 		SET sign_count = ?1, user_verified = ?2, backup_state = ?3, last_used_at = ?4
 		WHERE `+credentialAsVerified+` AND last_used_at < ?4 AND ((?1 = 0 AND sign_count = 0) OR sign_count < ?1)`,
-		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID, u.PublicKey, u.Owner)
+		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible)
 	if err != nil {
 		d.signIns.forget(u.CredentialID)
 		return d.internal("record credential use", err)
@@ -218,7 +226,7 @@ func (d *DB) RecordCredentialUse(ctx context.Context, u UsedCredential) error {
 	// this failure path.
 	var lastUsed, count int64
 	err = d.r.queryRow(ctx, `SELECT last_used_at, sign_count FROM credentials WHERE `+credentialAsVerified,
-		nil, nil, nil, nil, u.ID, u.CredentialID, u.PublicKey, u.Owner).Scan(&lastUsed, &count)
+		nil, nil, nil, nil, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible).Scan(&lastUsed, &count)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return errs.E(errs.NotFound, "This passkey is not registered here.")

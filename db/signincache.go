@@ -21,14 +21,14 @@ const (
 //
 // The cache is never the authority. RecordCredentialUse's single
 // conditional update is: it matches the row by id, credential id, public
-// key and live owner — everything the sign-in took from the cache — so a
-// deleted row, a reused row id, a credential id registered again (on any
-// account, with any key) or a deleted account matches nothing; and it
-// refuses a ceremony that is not newer than the last use and a counter
-// that did not increase, against the row as it is now. So a stale entry
-// can make a sign-in fail where a fresh read would have failed too, never
-// succeed where it would not. Any failure drops the entry, so the next
-// attempt reads the row again.
+// key, live owner and backup-eligible flag — everything the sign-in took
+// from the cache — so a deleted row, a reused row id, a credential id
+// registered again (on any account, with any key) or a deleted account
+// matches nothing; and it refuses a ceremony that is not newer than the
+// last use and a counter that did not increase, against the row as it is
+// now. A stale entry can therefore only make a sign-in fail. Any failure
+// drops the entry, and the sign-in handler then tries once more against a
+// fresh read, so a stale entry never decides the answer either.
 type signInCache struct {
 	mu sync.Mutex
 	m  map[string]signInEntry
@@ -73,8 +73,8 @@ func (s *signInCache) used(u UsedCredential) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.m[string(u.CredentialID)]
-	if !ok || e.cred.ID != u.ID {
-		return
+	if !ok || e.cred.ID != u.ID || !bytes.Equal(e.cred.PublicKey, u.PublicKey) || !bytes.Equal(e.handle, u.Owner) {
+		return // the entry is of another row now
 	}
 	e.cred.SignCount = u.SignCount
 	e.cred.UserVerified = u.UserVerified

@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/go-webauthn/webauthn/protocol"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,19 +75,55 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	cred, owner, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
-	if errs.Code(err) == errs.NotFound {
-		return &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
+	remembered := h.db.RemembersSignInCredential(parsed.RawID)
+	owner, err := h.verifyPasskeySignIn(c, cer, parsed)
+	if err != nil && remembered {
+		// What this instance remembered of the passkey may be out of date
+		// (changed on another instance). The failure made it forget: try
+		// once more against the row as it is now, so that a stale memory
+		// never decides the answer.
+		owner, err = h.verifyPasskeySignIn(c, cer, parsed)
+	}
+	if errors.Is(err, db.ErrCounterWentBack) {
+		h.log.Warn("passkey counter did not increase: possible cloned authenticator",
+			"credential", base64.RawURLEncoding.EncodeToString(parsed.RawID))
 	}
 	if err != nil {
 		return err
 	}
+	if err := h.startSession(c, owner, auth.AMRPasskey); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"redirect": nextOr(cer.Next, "/account")})
+}
+
+var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
+
+// verifyPasskeySignIn checks an assertion against its credential row and
+// records the use; it returns the owner's handle. Any failure makes the
+// instance forget what it remembered of the credential.
+func (h *Handler) verifyPasskeySignIn(c echo.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) ([]byte, error) {
+	ctx := c.Request().Context()
+	cred, owner, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
+	if errs.Code(err) == errs.NotFound {
+		return nil, &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := h.checkAndRecordAssertion(ctx, c, cer, parsed, cred, owner); err != nil {
+		h.db.ForgetSignInCredential(parsed.RawID)
+		return nil, err
+	}
+	return owner, nil
+}
+
+func (h *Handler) checkAndRecordAssertion(ctx context.Context, c echo.Context, cer *auth.Ceremony,
+	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte) error {
 	if cer.Kind == auth.CeremonyReauth {
 		s := sessionOf(c)
 		if s == nil || !bytes.Equal(s.Handle(), cer.UserHandle) || !bytes.Equal(owner, cer.UserHandle) {
-			h.db.ForgetSignInCredential(parsed.RawID) // the owner may have come from memory
-			return errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
+			return errPasskeyOfAnotherAccount
 		}
 	}
 	if !cred.LastUsedAt.Before(cer.Started) {
@@ -97,26 +135,14 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	}
 	used, err := h.passkeys.FinishAssertion(owner, cred, cer, parsed)
 	if err != nil {
-		// The row may have come from the sign-in cache: read it afresh
-		// next time.
-		h.db.ForgetSignInCredential(parsed.RawID)
 		return err
 	}
-	switch err := h.db.RecordCredentialUse(ctx, used); {
-	case errs.Code(err) == errs.NotFound:
+	err = h.db.RecordCredentialUse(ctx, used)
+	if errs.Code(err) == errs.NotFound {
 		// Deleted since it was read (here or on another instance).
 		return &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
-	case errors.Is(err, db.ErrCounterWentBack):
-		h.log.Warn("passkey counter did not increase: possible cloned authenticator",
-			"credential", cred.ID, "received", used.SignCount)
-		return err
-	case err != nil:
-		return err
 	}
-	if err := h.startSession(c, owner, auth.AMRPasskey); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]string{"redirect": nextOr(cer.Next, "/account")})
+	return err
 }
 
 // unknownCredentialError is a 404 that names the credential, so the

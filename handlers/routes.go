@@ -27,10 +27,12 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Match(getHead, "/healthz", h.healthz, noStore)
 
 	// Pages and actions: cross-origin protection, a body limit, and the
-	// session from the cookies. (Route-level middleware rather than Echo
-	// groups: a group's middleware also swallows unmatched paths, turning
-	// 404s and 405s into its own answers.)
-	page := []echo.MiddlewareFunc{noStore, h.crossOriginProtection, limitBody, h.loadSession}
+	// session from the cookies. loadSession answers the errors of what
+	// follows it with the session known, so panics are recovered inside it
+	// too. (Route-level middleware rather than Echo groups: a group's
+	// middleware also swallows unmatched paths, turning 404s and 405s into
+	// its own answers.)
+	page := []echo.MiddlewareFunc{noStore, h.crossOriginProtection, limitBody, h.loadSession, h.recoverPanics}
 	signedIn := append(slices.Clone(page), h.requireSession)
 	signIn := append(slices.Clone(page), h.limitClient)
 	link := append(slices.Clone(page), noReferrer)

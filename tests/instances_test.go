@@ -343,3 +343,69 @@ func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
 	}
 	expectStatus(t, passkeySignIn(t, b.Browser(t), own), http.StatusOK) // the new passkey works for its owner
 }
+
+// TestAPasskeyRegisteredAgainIsJudgedByItsNewRow: when a passkey is
+// deleted and the same credential is registered again on instance A,
+// instance B — which remembered the old row — answers exactly as a fresh
+// read would: the passkey works at once (B never tells the browser to
+// forget it), and an assertion that no longer fits its new flags is
+// refused on both.
+func TestAPasskeyRegisteredAgainIsJudgedByItsNewRow(t *testing.T) {
+	secret := testkit.NewSecret()
+	dbPath := t.TempDir() + "/shared.db"
+	mail := testkit.StartMailServer(t, false)
+	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
+	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
+		Env: map[string]string{"BASE_URL": a.URL}})
+	// deleteOnlyPasskey deletes the account's one passkey, pk.
+	deleteOnlyPasskey := func(owner *testkit.Browser, pk *testkit.Passkey) {
+		expectStatus(t, passkeySignIn(t, owner, pk), http.StatusOK) // fresh, to delete
+		ids := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindAllStringSubmatch(owner.Get("/account").Body, -1)
+		if len(ids) != 1 {
+			t.Fatalf("%d passkeys listed, want 1", len(ids))
+		}
+		expectStatus(t, owner.Post("/account/passkeys/"+ids[0][1]+"/delete", nil), http.StatusSeeOther)
+	}
+	signInWith := func(app *testkit.App, pk *testkit.Passkey, m testkit.Mod) *testkit.Response {
+		br := app.Browser(t)
+		begin := br.PostJSON("/signin/passkey/begin", nil)
+		return br.PostJSON("/signin/passkey/finish", pk.AssertWith(t, begin.Body, m))
+	}
+
+	// Registered again with the same id and key, on a new row (another
+	// passkey took the old one): B signs in with it at the first try.
+	owner := a.Browser(t)
+	signIn(t, a, owner, "rae@example.com")
+	pk := addPasskey(t, a, owner)
+	expectStatus(t, passkeySignIn(t, b.Browser(t), pk), http.StatusOK) // B remembers it
+	deleteOnlyPasskey(owner, pk)
+	addPasskey(t, a, owner)
+	registerPasskey(t, owner, pk)
+	expectStatus(t, passkeySignIn(t, b.Browser(t), pk), http.StatusOK)
+
+	// Registered again as backup-eligible, where it was not: an assertion
+	// without that flag is refused on B as on A.
+	owner = a.Browser(t)
+	signIn(t, a, owner, "sam@example.com")
+	pk = testkit.NewPasskey(t, a.URL)
+	begin := owner.PostJSON("/account/passkeys/begin", nil)
+	notEligible := testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV | testkit.FlagAT)}
+	expectStatus(t, owner.PostJSON("/account/passkeys/finish", pk.AttestWith(t, begin.Body, notEligible)), http.StatusOK)
+	withoutBE := testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV)}
+	expectStatus(t, signInWith(b, pk, withoutBE), http.StatusOK) // B remembers it without BE
+	expectStatus(t, signInWith(a, pk, withoutBE), http.StatusOK)
+	ids := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindAllStringSubmatch(owner.Get("/account").Body, -1)
+	if len(ids) != 1 {
+		t.Fatalf("%d passkeys listed, want 1", len(ids))
+	}
+	// Step up with the passkey (a link sign-in is not fresh enough for an
+	// account that has one), delete it and register it again.
+	rb := owner.PostJSON("/signin/passkey/begin?for=reauth", nil)
+	expectStatus(t, owner.PostJSON("/signin/passkey/finish", pk.AssertWith(t, rb.Body, withoutBE)), http.StatusOK)
+	expectStatus(t, owner.Post("/account/passkeys/"+ids[0][1]+"/delete", nil), http.StatusSeeOther)
+	registerPasskey(t, owner, pk) // the testkit's authenticator reports BE
+	onB, onA := signInWith(b, pk, withoutBE), signInWith(a, pk, withoutBE)
+	if onB.StatusCode != onA.StatusCode || onA.StatusCode != http.StatusBadRequest {
+		t.Errorf("an assertion that lost its backup-eligible flag: B %d, A %d; want 400 on both", onB.StatusCode, onA.StatusCode)
+	}
+}
