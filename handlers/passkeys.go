@@ -94,7 +94,12 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err := h.startSession(c, owner, auth.AMRPasskey); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]string{"redirect": nextOr(cer.Next, "/account")})
+	return c.JSON(http.StatusOK, redirectBody{Redirect: nextOr(cer.Next, "/account")})
+}
+
+// redirectBody is a finish's answer: where the page goes next.
+type redirectBody struct {
+	Redirect string `json:"redirect"`
 }
 
 var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
@@ -220,7 +225,7 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 		return err
 	}
 	h.passkeyAddedNotice(c, u, cred)
-	return c.JSON(http.StatusOK, map[string]string{"redirect": "/account"})
+	return c.JSON(http.StatusOK, redirectBody{Redirect: "/account"})
 }
 
 func providerOrDefault(aaguid []byte) string {
