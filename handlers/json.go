@@ -19,7 +19,8 @@ var (
 )
 
 // readJSON reads a JSON request body: 415 unless the Content-Type is
-// application/json, 413 past the body limit, 400 if empty or malformed.
+// application/json, 413 past the body limit, 400 if empty. Whether it is
+// well-formed is left to the parser that reads it (see notJSONOr).
 func readJSON(c echo.Context) ([]byte, error) {
 	if !isJSONContentType(c.Request().Header.Get(echo.HeaderContentType)) {
 		return nil, errNotJSON
@@ -31,10 +32,17 @@ func readJSON(c echo.Context) ([]byte, error) {
 	if len(body) == 0 {
 		return nil, errEmptyBody
 	}
-	if !json.Valid(body) {
-		return nil, errBadJSON
-	}
 	return body, nil
+}
+
+// notJSONOr explains a body its parser refused: "not valid JSON" if it is
+// not, else the parser's own error. (Checking first would read every
+// well-formed body twice.)
+func notJSONOr(body []byte, err error) error {
+	if !json.Valid(body) {
+		return errBadJSON
+	}
+	return err
 }
 
 // readBeginBody accepts what a begin endpoint may get: nothing, or a JSON

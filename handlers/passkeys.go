@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/go-webauthn/webauthn/protocol"
@@ -66,12 +67,12 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	parsed, err := h.passkeys.ParseAssertion(body)
+	if err != nil {
+		return notJSONOr(body, err)
+	}
 	cer, err := h.passkeys.OpenCeremony(cookieValue(c, cookieCeremony), auth.CeremonySignIn, auth.CeremonyReauth)
 	clearCookie(c, cookieCeremony)
-	if err != nil {
-		return err
-	}
-	parsed, err := h.passkeys.ParseAssertion(body)
 	if err != nil {
 		return err
 	}
@@ -185,6 +186,9 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 	body, err := readJSON(c)
 	if err != nil {
 		return err
+	}
+	if !json.Valid(body) { // before anything else, as for sign-in
+		return errBadJSON
 	}
 	cer, err := h.passkeys.OpenCeremony(cookieValue(c, cookieCeremony), auth.CeremonyRegister)
 	clearCookie(c, cookieCeremony)

@@ -363,6 +363,9 @@ func TestMalformedPasskeyRequests(t *testing.T) {
 				t.Errorf("%s %s: %d, want 400", path, name, r.StatusCode)
 			}
 			expectJSONError(t, r, r.StatusCode)
+			if name == "malformed JSON" && !strings.Contains(jsonField(t, r, "message"), "not valid JSON") {
+				t.Errorf("%s %s: message %q does not say the JSON is malformed", path, name, jsonField(t, r, "message"))
+			}
 		}
 		// Not JSON: 415.
 		req, _ := http.NewRequest(http.MethodPost, a.URL+path, strings.NewReader("id=1"))
