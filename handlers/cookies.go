@@ -30,14 +30,15 @@ func setCookie(c echo.Context, name, value string, maxAge time.Duration) {
 }
 
 // addCookie adds the Set-Cookie line of a __Host- cookie (maxAge < 0
-// deletes it). Our values are base64url and dots, which need no quoting
+// deletes it; 0, which net/http turns into a browser-session cookie, is
+// left to net/http). Our values are base64url and dots, which need no quoting
 // or checking, so the line is written directly (http.Cookie.String checks
 // and copies every byte, three times per sign-in); anything else goes
 // through net/http's checks.
 func addCookie(c echo.Context, name, value string, maxAge int) {
 	hdr := c.Response().Header()
 	hdr.Set(echo.HeaderCacheControl, "no-store")
-	if !plainCookieValue(value) {
+	if maxAge == 0 || !plainCookieValue(value) {
 		c.SetCookie(&http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
 			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		return

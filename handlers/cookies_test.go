@@ -18,6 +18,7 @@ func TestCookieLinesMatchNetHTTP(t *testing.T) {
 		{"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln-_", 600},
 		{"", -1},
 		{"AQID", 1},
+		{"AQID", 0},
 	} {
 		e := echo.New()
 		w := httptest.NewRecorder()

@@ -78,16 +78,22 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	}
 	remembered := h.db.RemembersSignInCredential(parsed.RawID)
 	owner, err := h.verifyPasskeySignIn(c, cer, parsed)
-	if err != nil && remembered {
+	if err != nil && remembered && !errors.Is(err, db.ErrPasskeyReplay) {
 		// What this instance remembered of the passkey may be out of date
 		// (changed on another instance). The failure made it forget: try
 		// once more against the row as it is now, so that a stale memory
-		// never decides the answer.
+		// never decides the answer. (A replay is the exception: the
+		// remembered last use is never newer than the row's — unless the
+		// passkey was registered again during this very ceremony, and then
+		// the next attempt starts a newer one — so it is right when it says
+		// so, and a replay costs no database read.)
+		if errors.Is(err, db.ErrCounterWentBack) {
+			h.warnCounter(parsed.RawID, "remembered")
+		}
 		owner, err = h.verifyPasskeySignIn(c, cer, parsed)
 	}
 	if errors.Is(err, db.ErrCounterWentBack) {
-		h.log.Warn("passkey counter did not increase: possible cloned authenticator",
-			"credential", base64.RawURLEncoding.EncodeToString(parsed.RawID))
+		h.warnCounter(parsed.RawID, "stored")
 	}
 	if err != nil {
 		return err
@@ -106,8 +112,8 @@ type redirectBody struct {
 var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
 
 // verifyPasskeySignIn checks an assertion against its credential row and
-// records the use; it returns the owner's handle. Any failure makes the
-// instance forget what it remembered of the credential.
+// records the use; it returns the owner's handle. Any failure but a replay
+// makes the instance forget what it remembered of the credential.
 func (h *Handler) verifyPasskeySignIn(c echo.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) ([]byte, error) {
 	ctx := c.Request().Context()
 	cred, owner, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
@@ -118,10 +124,19 @@ func (h *Handler) verifyPasskeySignIn(c echo.Context, cer *auth.Ceremony, parsed
 		return nil, err
 	}
 	if err := h.checkAndRecordAssertion(ctx, c, cer, parsed, cred, owner); err != nil {
-		h.db.ForgetSignInCredential(parsed.RawID)
+		if !errors.Is(err, db.ErrPasskeyReplay) {
+			h.db.ForgetSignInCredential(parsed.RawID)
+		}
 		return nil, err
 	}
 	return owner, nil
+}
+
+// warnCounter logs a passkey whose signature counter did not increase over
+// the remembered or the stored one: possibly a cloned authenticator.
+func (h *Handler) warnCounter(credentialID []byte, against string) {
+	h.log.Warn("passkey counter did not increase: possible cloned authenticator",
+		"credential", base64.RawURLEncoding.EncodeToString(credentialID), "against", against)
 }
 
 func (h *Handler) checkAndRecordAssertion(ctx context.Context, c echo.Context, cer *auth.Ceremony,

@@ -229,7 +229,9 @@ func TestPasskeySignInReplayIsRefused(t *testing.T) {
 	assertion := pk.AssertWith(t, begin.Body, zero)
 	expectStatus(t, attacker.PostJSON("/signin/passkey/finish", assertion), http.StatusOK)
 
-	// Replay the same ceremony cookie and assertion, from anywhere.
+	// Replay the same ceremony cookie and assertion, from anywhere: refused
+	// without even reading the credential again.
+	reads := a.App.DB.Queries()["CredentialForSignIn"]
 	for range 2 {
 		replay := a.Browser(t)
 		replay.SetCookie("__Host-ceremony", cookie)
@@ -238,6 +240,9 @@ func TestPasskeySignInReplayIsRefused(t *testing.T) {
 		if replay.Cookie("__Host-at") != "" {
 			t.Fatal("a replayed assertion signed in")
 		}
+	}
+	if n := a.App.DB.Queries()["CredentialForSignIn"] - reads; n != 0 {
+		t.Errorf("two replays read the credential %d times, want 0", n)
 	}
 
 	// Ten copies of one ceremony and assertion at once: one signs in.
