@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/tests/testkit"
 )
@@ -144,4 +145,18 @@ func setCookieHeader(r *testkit.Response, name string) string {
 		}
 	}
 	return ""
+}
+
+// twoInstances starts two instances on one database and one secret, behind
+// one public origin (A's), as behind a load balancer. poll is how often each
+// polls for revocations (0: the test default).
+func twoInstances(t *testing.T, poll time.Duration) (a, b *testkit.App) {
+	t.Helper()
+	secret := testkit.NewSecret()
+	dbPath := t.TempDir() + "/shared.db"
+	mail := testkit.StartMailServer(t, false)
+	a = testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: poll})
+	b = testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: poll,
+		Env: map[string]string{"BASE_URL": a.URL}})
+	return a, b
 }

@@ -34,12 +34,7 @@ func requestPathQueries(a *testkit.App) int64 {
 // origin on one database, and measures how long "Sign out everywhere" on A
 // takes to be felt on B, over 20 trials, with the production poll interval.
 func TestTwoInstancesShareOneSecret(t *testing.T) {
-	secret := testkit.NewSecret()
-	dbPath := t.TempDir() + "/shared.db"
-	mail := testkit.StartMailServer(t, false)
-	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: 500 * time.Millisecond})
-	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: 500 * time.Millisecond,
-		Env: map[string]string{"BASE_URL": a.URL}})
+	a, b := twoInstances(t, 500*time.Millisecond)
 
 	var delays []time.Duration
 	var requests int
@@ -250,12 +245,7 @@ func TestDownstreamServiceVerifiesTokensWithTheKeySetOnly(t *testing.T) {
 // happens to a passkey on another instance still counts at once: a counter
 // that moved on there, and a deletion there.
 func TestPasskeyChangesOnOneInstanceHoldOnAnother(t *testing.T) {
-	secret := testkit.NewSecret()
-	dbPath := t.TempDir() + "/shared.db"
-	mail := testkit.StartMailServer(t, false)
-	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
-	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
-		Env: map[string]string{"BASE_URL": a.URL}})
+	a, b := twoInstances(t, 0)
 	onA := a.Browser(t)
 	signIn(t, a, onA, "pia@example.com")
 	pk := addPasskey(t, a, onA)
@@ -308,12 +298,7 @@ func TestPasskeyChangesOnOneInstanceHoldOnAnother(t *testing.T) {
 // remembered the passkey from an earlier sign-in, must not sign the thief
 // in to the owner's account — now or on a second try.
 func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
-	secret := testkit.NewSecret()
-	dbPath := t.TempDir() + "/shared.db"
-	mail := testkit.StartMailServer(t, false)
-	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
-	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
-		Env: map[string]string{"BASE_URL": a.URL}})
+	a, b := twoInstances(t, 0)
 	mallory := a.Browser(t)
 	signIn(t, a, mallory, "mallory@example.com")
 	victim := a.Browser(t)
@@ -351,12 +336,7 @@ func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
 // forget it), and an assertion that no longer fits its new flags is
 // refused on both.
 func TestAPasskeyRegisteredAgainIsJudgedByItsNewRow(t *testing.T) {
-	secret := testkit.NewSecret()
-	dbPath := t.TempDir() + "/shared.db"
-	mail := testkit.StartMailServer(t, false)
-	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
-	b := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
-		Env: map[string]string{"BASE_URL": a.URL}})
+	a, b := twoInstances(t, 0)
 	// deleteOnlyPasskey deletes the account's one passkey, pk.
 	deleteOnlyPasskey := func(owner *testkit.Browser, pk *testkit.Passkey) {
 		expectStatus(t, passkeySignIn(t, owner, pk), http.StatusOK) // fresh, to delete

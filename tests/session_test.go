@@ -180,13 +180,7 @@ func TestSignOutEverywhereEndsEverySession(t *testing.T) {
 }
 
 func TestRevocationReachesAnotherInstanceWithinSeconds(t *testing.T) {
-	secret := testkit.NewSecret()
-	dbPath := t.TempDir() + "/shared.db"
-	mail := testkit.StartMailServer(t, false)
-	a := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
-	// Both instances sit behind one public origin (a load balancer).
-	bInst := testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
-		Env: map[string]string{"BASE_URL": a.URL}})
+	a, bInst := twoInstances(t, 0)
 
 	onA := a.Browser(t)
 	signIn(t, a, onA, "tina@example.com")
