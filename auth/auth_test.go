@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/errs"
 )
 
 type fakeClock struct {
@@ -119,9 +121,13 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		return enc(h)
 	}
 	_, foreign, _ := ed25519.GenerateKey(rand.Reader)
-	signWith := func(h string) string {
+	signWith := func(key ed25519.PrivateKey, h string) string {
 		in := h + "." + parts[1]
-		return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(foreign, []byte(in)))
+		return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(in)))
+	}
+	ours := keys.Signer().Private
+	if _, err := tokens.VerifyAccess(signWith(ours, parts[0])); err != nil {
+		t.Fatalf("re-signing the token unchanged with our key: %v", err)
 	}
 	hs := func() string {
 		h := withHeader("alg", "HS256")
@@ -132,9 +138,10 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 	for name, tok := range map[string]string{
 		"alg none":          withHeader("alg", "none") + "." + parts[1] + ".",
 		"HS256 public key":  hs,
-		"foreign key":       signWith(parts[0]),
-		"unknown kid":       signWith(withHeader("kid", "nope")),
-		"typ JWT":           signWith(withHeader("typ", "JWT")),
+		"foreign key":       signWith(foreign, parts[0]),
+		"unknown kid":       signWith(ours, withHeader("kid", "nope")),
+		"typ JWT":           signWith(ours, withHeader("typ", "JWT")),
+		"typ refresh":       signWith(ours, withHeader("typ", TypeRefresh)),
 		"no signature":      parts[0] + "." + parts[1] + ".",
 		"trailing padding":  issued.Access + "=",
 		"too long":          issued.Access + strings.Repeat("A", 3000),
@@ -269,7 +276,7 @@ func TestLinkRoundTrip(t *testing.T) {
 		out.Email != in.Email || out.Next != in.Next || string(out.RequestID) != "req" {
 		t.Errorf("round trip: %+v", out)
 	}
-	if _, err := keys.OpenLink(tok, now.Add(10*time.Minute)); err == nil || !strings.Contains(err.Error(), "expired") {
+	if _, err := keys.OpenLink(tok, now.Add(10*time.Minute)); errs.Code(err) != errs.Gone {
 		t.Errorf("expired link: %v", err)
 	}
 	// A value sealed for another purpose is not a link.

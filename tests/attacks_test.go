@@ -50,6 +50,7 @@ func TestAttacksOnTheAccessCookie(t *testing.T) {
 	}
 	pub, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].X)
 	_, foreign, _ := ed25519.GenerateKey(rand.Reader)
+	ours := func(in []byte) []byte { return ed25519.Sign(a.App.Keys.Signer().Private, in) }
 
 	with := func(m map[string]any, k string, v any) map[string]any {
 		out := map[string]any{}
@@ -100,9 +101,19 @@ func TestAttacksOnTheAccessCookie(t *testing.T) {
 		"kid sql":            "' OR 1=1 --",
 	} {
 		h := with(header, "kid", kidValue) // nil removes it
-		attacks[name] = forge(h, claims, func(in []byte) []byte { return ed25519.Sign(foreign, in) })
+		attacks[name] = forge(h, claims, ours)
 	}
-	attacks["typ missing"] = forge(with(header, "typ", nil), claims, func(in []byte) []byte { return ed25519.Sign(foreign, in) })
+	// Signed with our own key, so the header is the only thing wrong.
+	attacks["typ missing"] = forge(with(header, "typ", nil), claims, ours)
+	attacks["typ JWT"] = forge(with(header, "typ", "JWT"), claims, ours)
+	attacks["typ of a refresh token"] = forge(with(header, "typ", "rt+jwt"), claims, ours)
+
+	// The forger itself is right: with nothing changed, its token works.
+	control := a.Browser(t)
+	control.SetCookie("__Host-at", forge(header, claims, ours))
+	if !signedIn(t, control) {
+		t.Fatal("a token forged with our own key and nothing changed is refused; the attacks below prove nothing")
+	}
 
 	for name, tok := range attacks {
 		t.Run(name, func(t *testing.T) {
