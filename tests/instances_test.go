@@ -316,7 +316,7 @@ func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
 	own.Cred.ID = stolen.Cred.ID
 	expectStatus(t, mallory.PostJSON("/account/passkeys/finish", own.Attest(t, begin.Body)), http.StatusOK)
 	if reused := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(mallory.Get("/account").Body)[1]; reused != id {
-		t.Logf("the new passkey got row %s, the deleted one had %s", reused, id)
+		t.Fatalf("the new passkey got row %s, not the deleted one's %s; the test needs the reuse", reused, id)
 	}
 
 	for range 2 {
