@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"encoding/base64"
 	"log/slog"
 	"sync"
 	"time"
@@ -86,7 +85,7 @@ func (r *Revocations) Apply(rows []db.Revocation) {
 	defer r.mu.Unlock()
 	r.sweep()
 	for _, row := range rows {
-		sub := base64.RawURLEncoding.EncodeToString(row.Handle)
+		sub := Subject(row.Handle)
 		// An entry must outlive every access token it voids: those were
 		// all issued before the row changed, so revoked_at + TTL suffices.
 		forget := row.RevokedAt + r.keep()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -41,7 +42,7 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.revocations.RevokeUser(encodeHandle(u.Handle), stamp.UnixMilli())
+	h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
 	h.sendNotice(c, u.Email, "Your "+views.SiteName+" account was deleted",
 		"Your account and its passkeys were deleted, and every device was signed out. This can't be undone; you can sign up again with this address at any time.")
 	h.clearSessionCookies(c)

@@ -110,7 +110,7 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sub := encodeHandle(u.Handle)
+	sub := auth.Subject(u.Handle)
 	h.revocations.RevokeUser(sub, now.UnixMilli())
 	h.sendNotice(c, l.Next, "Your "+views.SiteName+" email address was changed",
 		"The email address of your account was changed from this address to "+maskEmail(u.Email)+". Sign-in links and notices now go to the new address.",

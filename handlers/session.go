@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -173,6 +172,3 @@ func signInRedirect(c echo.Context) string {
 	}
 	return "/signin?next=" + url.QueryEscape(target)
 }
-
-// encodeHandle returns the token subject of a user handle.
-func encodeHandle(handle []byte) string { return base64.RawURLEncoding.EncodeToString(handle) }
