@@ -62,7 +62,10 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 	defer l.mu.Unlock()
 	nowMs := now.UnixMilli()
 	windowMs := l.rate.Window.Milliseconds()
-	if now.Sub(l.lastSweep) > l.rate.Window || len(l.keys) >= l.maxKeys {
+	// Sweep expired keys once per window. Not more often when the table is
+	// full: then every call would walk every key under the lock (a full
+	// table costs milliseconds a call); evictOne makes room instead.
+	if now.Sub(l.lastSweep) > l.rate.Window {
 		l.sweep(nowMs - windowMs)
 		l.lastSweep = now
 	}

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -72,5 +73,21 @@ func TestClientKey(t *testing.T) {
 		if got := ClientKey(in); got != want {
 			t.Errorf("ClientKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// BenchmarkAllowFullTable measures Allow with the table full of live keys,
+// as a flood of distinct clients leaves it: it must not walk every key.
+func BenchmarkAllowFullTable(b *testing.B) {
+	const keys = 100_000
+	l := New(Rate{Limit: 30, Window: 10 * time.Minute}, keys)
+	now := time.Now()
+	for i := range keys {
+		l.Allow("flood "+strconv.Itoa(i), now)
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		l.Allow("client "+strconv.Itoa(i%1000), now)
 	}
 }
