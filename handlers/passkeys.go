@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -324,12 +325,23 @@ func passkeyID(c echo.Context) (int64, error) {
 	return id, nil
 }
 
-// passkeyName trims a new name and checks it: 1 to 64 characters, no
-// control characters.
+// passkeyName trims a new name and checks it: valid UTF-8, 1 to 64
+// characters, one line, nothing invisible or that turns text around (the
+// name appears on the account page and in emails, where a right-to-left
+// override could make "evil‮gnp.exe" read otherwise).
 func passkeyName(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if s == "" || len([]rune(s)) > MaxPasskeyName || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", errs.E(errs.Invalid, "A passkey's name needs 1 to 64 characters, on one line.")
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxPasskeyName ||
+		strings.IndexFunc(s, unfitForName) >= 0 {
+		return "", errs.E(errs.Invalid, "A passkey's name needs 1 to 64 characters, on one line, without invisible characters.")
 	}
 	return s, nil
+}
+
+// unfitForName reports control, format (direction overrides, zero-width
+// spaces) and line or paragraph separator characters. The zero-width joiner
+// stays allowed: emoji sequences need it.
+func unfitForName(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
+		(unicode.Is(unicode.Cf, r) && r != '\u200d')
 }

@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -472,8 +473,19 @@ func TestManagingPasskeysIsForTheOwnerOnly(t *testing.T) {
 
 	expectStatus(t, alice.Post("/account/passkeys/"+id+"/rename", url.Values{"name": {"  Work laptop  "}}), http.StatusSeeOther)
 	expectPage(t, alice.Get("/account"), http.StatusOK, `<span class="passkey-name">Work laptop</span>`)
-	for _, bad := range []string{"", "   ", strings.Repeat("x", 65), "two\nlines"} {
+	for _, bad := range []string{"", "   ", strings.Repeat("x", 65), "two\nlines", "\xff\xfe", "evil\u202egnp.exe",
+		"a\u200bb", "one\u2028two", "bell\a", "\u2066isolate"} {
 		expectPage(t, alice.Post("/account/passkeys/"+id+"/rename", url.Values{"name": {bad}}), http.StatusBadRequest, "1 to 64 characters")
+		if strings.Contains(alice.Get("/account").Body, "gnp.exe") {
+			t.Fatalf("the name %q was saved", bad)
+		}
+	}
+	// Any language, and emoji sequences (they need the zero-width joiner).
+	for _, good := range []string{"Ноутбук", "ラップトップ", "👩\u200d💻 work", strings.Repeat("é", 64)} {
+		expectStatus(t, alice.Post("/account/passkeys/"+id+"/rename", url.Values{"name": {good}}), http.StatusSeeOther)
+		if !strings.Contains(alice.Get("/account").Body, html.EscapeString(good)) {
+			t.Errorf("the name %q was not saved as given", good)
+		}
 	}
 	// Names are text, never markup.
 	expectStatus(t, alice.Post("/account/passkeys/"+id+"/rename", url.Values{"name": {"<script>x</script>"}}), http.StatusSeeOther)
