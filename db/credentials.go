@@ -130,15 +130,6 @@ func (d *DB) RemembersSignInCredential(credentialID []byte) bool {
 	return ok
 }
 
-// CredentialExists reports whether any account has a passkey with this
-// authenticator credential id.
-func (d *DB) CredentialExists(ctx context.Context, credentialID []byte) (bool, error) {
-	d.queries.add("CredentialExists")
-	var n int
-	err := d.r.queryRow(ctx, `SELECT count(*) FROM credentials WHERE credential_id = ?`, credentialID).Scan(&n)
-	return n > 0, d.internal("credential exists", err)
-}
-
 var errPasskeyTaken = errs.E(errs.Conflict, "This passkey is already registered.")
 
 // AddCredential stores a new passkey for a live user.

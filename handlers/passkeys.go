@@ -226,12 +226,8 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	// go-webauthn does not check that a new credential id is unused.
-	if taken, err := h.db.CredentialExists(ctx, parsed.RawID); err != nil {
-		return err
-	} else if taken {
-		return errs.E(errs.Conflict, "This passkey is already registered.")
-	}
+	// go-webauthn does not check that a new credential id is unused: the
+	// credentials table's UNIQUE index does, when it is added (409).
 	creds, err := h.db.CredentialsOf(ctx, u.ID)
 	if err != nil {
 		return err
