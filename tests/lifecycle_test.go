@@ -113,9 +113,11 @@ func TestChangeEmailToATakenAddressLooksTheSame(t *testing.T) {
 	if norm(free) != norm(taken) {
 		t.Error("a taken address gets a different answer")
 	}
-	m := a.Mail.WaitForMatch(t, "taken@example.com", before, func(testkit.Mail) bool { return true })
-	if len(m.Links()) != 0 || !strings.Contains(m.Subject, "tried to use your address") {
-		t.Errorf("the taken address got %q with links %v", m.Subject, m.Links())
+	m := a.Mail.WaitForMatch(t, "taken@example.com", before, func(m testkit.Mail) bool {
+		return strings.Contains(m.Subject, "tried to use your address")
+	})
+	if links := m.Links(); len(links) != 0 {
+		t.Errorf("the taken address got a notice with links %v", links)
 	}
 	expectPage(t, b.Get("/account"), http.StatusOK, "quin@example.com")
 	// Bad input on the form.
@@ -293,7 +295,9 @@ func TestPasskeyOnlyAccount(t *testing.T) {
 	if r.Header.Get("Location") != "/signin/sent" {
 		t.Errorf("Location %q", r.Header.Get("Location"))
 	}
-	m := a.Mail.WaitForMatch(t, "tess@example.com", before, func(testkit.Mail) bool { return true })
+	// (Match the subject: the earlier notices are sent in the background
+	// and may still be arriving.)
+	m := a.Mail.WaitForMatch(t, "tess@example.com", before, func(m testkit.Mail) bool { return strings.HasPrefix(m.Subject, "Sign-in attempt") })
 	if len(m.Links()) != 0 || !strings.Contains(m.Text, "passkeys only") {
 		t.Errorf("passkey-only account got %q with links %v:\n%s", m.Subject, m.Links(), m.Text)
 	}
