@@ -127,7 +127,7 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 		}
 		return
 	}
-	if sessionOf(c) == nil {
+	if _, loaded := c.(*sessionContext); !loaded {
 		// Requests that matched no route skipped loadSession; the page
 		// header should still know who is signed in (no refresh here).
 		if claims, err := h.tokens.VerifyAccess(cookieValue(c, cookieAccess)); err == nil {
