@@ -3,6 +3,7 @@ package db
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -305,5 +306,38 @@ func TestSignInCacheKeepsOnlyOrdinaryRows(t *testing.T) {
 		if n := d.Queries()["CredentialForSignIn"] - before; n != tc.reads {
 			t.Errorf("%s key: 3 sign-ins read the row %d times, want %d", tc.c.CredentialID, n, tc.reads)
 		}
+	}
+}
+
+// TestCredentialUseIsOncePerCeremony: the conditional update alone (no
+// memory in front of it) refuses a second use by the same ceremony, an
+// older ceremony, and a counter that did not increase.
+func TestCredentialUseIsOncePerCeremony(t *testing.T) {
+	d := MustOpen(t)
+	u, _, err := d.ConsumeSignUpLink(ctx, "dee@example.com", 1, []byte("dee-handle-00016"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := addCredential(t, d, u.ID, []byte("cred"), "key")
+	if err := d.RecordCredentialUse(ctx, asUsed(c, u.Handle, 5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		count uint32
+		start int64
+		want  error
+	}{
+		"same ceremony again":   {6, 100, ErrPasskeyReplay},
+		"older ceremony":        {7, 50, ErrPasskeyReplay},
+		"counter not increased": {5, 200, ErrCounterWentBack},
+		"counter went back":     {4, 300, ErrCounterWentBack},
+		"counter reset to zero": {0, 400, ErrCounterWentBack},
+	} {
+		if err := d.RecordCredentialUse(ctx, asUsed(c, u.Handle, tc.count, tc.start)); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	if err := d.RecordCredentialUse(ctx, asUsed(c, u.Handle, 6, 500)); err != nil {
+		t.Errorf("a newer ceremony with a higher counter: %v", err)
 	}
 }

@@ -107,6 +107,22 @@ func TestAttacksOnTheAccessCookie(t *testing.T) {
 	attacks["typ missing"] = forge(with(header, "typ", nil), claims, ours)
 	attacks["typ JWT"] = forge(with(header, "typ", "JWT"), claims, ours)
 	attacks["typ of a refresh token"] = forge(with(header, "typ", "rt+jwt"), claims, ours)
+	// Claims that only the claim checks can refuse, also signed with our key
+	// (as a bug elsewhere might sign them): another issuer or audience, no
+	// expiry, expired, or a session the token cannot be tied to.
+	for name, edit := range map[string][2]any{
+		"iss elsewhere": {"iss", "https://evil.example"},
+		"aud elsewhere": {"aud", "https://evil.example"},
+		"aud refresh":   {"aud", a.URL + "/refresh"},
+		"no exp":        {"exp", nil},
+		"expired":       {"exp", time.Now().Add(-time.Minute).Unix()},
+		"no sid":        {"sid", nil},
+		"empty sid":     {"sid", ""},
+		"no amr":        {"amr", nil},
+		"no sub":        {"sub", nil},
+	} {
+		attacks["signed, "+name] = forge(header, with(claims, edit[0].(string), edit[1]), ours)
+	}
 
 	// The forger itself is right: with nothing changed, its token works.
 	control := a.Browser(t)

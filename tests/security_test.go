@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -71,6 +73,30 @@ func TestCrossOriginPostsAreRefused(t *testing.T) {
 		if !signedIn(t, b) {
 			t.Fatalf("%s: the cross-origin request took effect", name)
 		}
+	}
+	// Every state-changing route refuses it, listed from the router so
+	// that a new route cannot be left out.
+	posts := 0
+	for _, rt := range a.App.Handler.(*echo.Echo).Routes() {
+		if rt.Method != http.MethodPost {
+			continue
+		}
+		posts++
+		path := strings.ReplaceAll(rt.Path, ":id", "1")
+		req, _ := http.NewRequest(http.MethodPost, a.URL+path, strings.NewReader("name=x&email=x%40example.com"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("Origin", "https://evil.example")
+		r := b.Do(req)
+		if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "another website") {
+			t.Errorf("cross-site POST %s = %d, want 403 saying it came from another website", rt.Path, r.StatusCode)
+		}
+	}
+	if posts < 14 {
+		t.Errorf("only %d POST routes found", posts)
+	}
+	if !signedIn(t, b) {
+		t.Fatal("a cross-site POST took effect")
 	}
 	// CORS: a preflight gets no permission.
 	req, _ := http.NewRequest(http.MethodOptions, a.URL+"/signin/email", nil)
