@@ -265,3 +265,35 @@ func TestRefreshRacingSignOutEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestARevokedSessionCannotBeRefreshedAnywhere: long after a sign-out (and
+// after "Sign out everywhere"), when no instance keeps the revocation in
+// memory any more, the old refresh cookie is still refused — by the user's
+// row, on an instance started after the fact.
+func TestARevokedSessionCannotBeRefreshedAnywhere(t *testing.T) {
+	for _, action := range []string{"/signout", "/signout/everywhere"} {
+		t.Run(action, func(t *testing.T) {
+			clock := testkit.NewClock()
+			secret, dbPath := testkit.NewSecret(), t.TempDir()+"/shared.db"
+			mail := testkit.StartMailServer(t, false)
+			a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
+			b := a.Browser(t)
+			signIn(t, a, b, "vera@example.com")
+			stolen := b.Cookie("__Host-rt")
+			expectStatus(t, b.Post(action, nil), http.StatusSeeOther)
+
+			clock.Advance(time.Hour) // every access token and in-memory revocation is long gone
+			later := testkit.StartApp(t, testkit.AppOptions{Clock: clock, SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
+				Env: map[string]string{"BASE_URL": a.URL}})
+			thief := later.Browser(t)
+			thief.SetCookie("__Host-rt", stolen)
+			r := thief.Get("/account")
+			expectStatus(t, r, http.StatusSeeOther)
+			if thief.Cookie("__Host-at") != "" {
+				t.Fatal("a revoked session's refresh token bought a new access token")
+			}
+			// The same person signing in again is fine.
+			signIn(t, later, later.Browser(t), "vera@example.com")
+		})
+	}
+}
