@@ -356,7 +356,6 @@ func TestMalformedPasskeyRequests(t *testing.T) {
 	expectStatus(t, passkeySignIn(t, b, pk), http.StatusOK)
 	for _, path := range []string{"/signin/passkey/finish", "/account/passkeys/finish"} {
 		begin := strings.Replace(path, "finish", "begin", 1)
-		b.PostJSON(begin, nil)
 		for name, body := range map[string]string{
 			"malformed JSON": `{"id":`,
 			"not an object":  `[1,2,3]`,
@@ -364,11 +363,15 @@ func TestMalformedPasskeyRequests(t *testing.T) {
 			"wrong shape":    `{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"!!!"}}`,
 			"empty":          ``,
 		} {
+			expectStatus(t, b.PostJSON(begin, nil), http.StatusOK) // a live ceremony, so the body is what is wrong
 			r := b.PostJSON(path, body)
 			if r.StatusCode != http.StatusBadRequest {
 				t.Errorf("%s %s: %d, want 400", path, name, r.StatusCode)
 			}
 			expectJSONError(t, r, r.StatusCode)
+			if msg := jsonField(t, r, "message"); strings.Contains(msg, "expired") {
+				t.Errorf("%s %s: refused for its ceremony, not its body: %q", path, name, msg)
+			}
 			if name == "malformed JSON" && !strings.Contains(jsonField(t, r, "message"), "not valid JSON") {
 				t.Errorf("%s %s: message %q does not say the JSON is malformed", path, name, jsonField(t, r, "message"))
 			}
@@ -554,9 +557,19 @@ func TestSensitiveActionsNeedARecentSignIn(t *testing.T) {
 	if strings.Contains(b.Get("/account").Body, "passkey-name") {
 		t.Error("passkey not deleted after step-up")
 	}
-	// Fresh already: the step-up page sends you straight on.
+	// Fresh already: the step-up page sends you straight on — to this site
+	// only, whatever next says.
 	r = b.Get("/account/reauth?next=%2Faccount")
 	expectStatus(t, r, http.StatusSeeOther)
+	if loc := r.Header.Get("Location"); loc != "/account" {
+		t.Errorf("step-up page sent on to %q", loc)
+	}
+	for _, hostile := range []string{"//evil.example", "/\\evil.example", "https:evil.example", "javascript:alert(1)", "%2F%2Fevil.example"} {
+		r := b.Get("/account/reauth?next=" + url.QueryEscape(hostile))
+		if loc := r.Header.Get("Location"); loc != "/account" {
+			t.Errorf("step-up page with next=%q sent on to %q, want /account", hostile, loc)
+		}
+	}
 }
 
 func TestStepUpWithoutAPasskeyUsesALink(t *testing.T) {
