@@ -353,3 +353,25 @@ func TestLinkTokensWorkOnlyOnTheirOwnPage(t *testing.T) {
 	expectStatus(t, a.Browser(t).Post("/account/email/confirm", url.Values{"token": {change}}), http.StatusOK)
 	expectStatus(t, a.Browser(t).Post("/signin/link", url.Values{"token": {signin}}), http.StatusSeeOther)
 }
+
+// TestAnEmailChangeLinkWorksOnce: after changing A→B and back B→A, the
+// first link (A→B) is still within its time, and its address matches again;
+// it must still be refused, on the page and when posted.
+func TestAnEmailChangeLinkWorksOnce(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "ann@example.com")
+	change := func(to string, n int) string {
+		expectPage(t, b.Post("/account/email", url.Values{"email": {to}}), http.StatusOK, "sent a confirmation link to "+to)
+		tok := emailLink(t, a, to, n, "/account/email/confirm")
+		expectPage(t, b.Post("/account/email/confirm", url.Values{"token": {tok}}), http.StatusOK, "Your email address is now "+to)
+		expectStatus(t, b.Get("/account/email/confirm?token="+tok), http.StatusGone) // its page says so at once
+		return tok
+	}
+	first := change("bob@example.com", 0)
+	change("ann@example.com", len(a.Mail.MailsTo("ann@example.com")))
+
+	expectStatus(t, b.Get("/account/email/confirm?token="+first), http.StatusGone)
+	expectStatus(t, b.Post("/account/email/confirm", url.Values{"token": {first}}), http.StatusGone)
+	expectPage(t, b.Get("/account"), http.StatusOK, "ann@example.com")
+}
