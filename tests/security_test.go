@@ -22,17 +22,24 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		b.Post("/signin/email", url.Values{"email": {"x"}}),
 	} {
 		for h, want := range map[string]string{
-			"Content-Security-Policy":    wantCSP,
-			"X-Content-Type-Options":     "nosniff",
-			"Cross-Origin-Opener-Policy": "same-origin",
-			"X-Frame-Options":            "DENY",
+			"Content-Security-Policy":      wantCSP,
+			"X-Content-Type-Options":       "nosniff",
+			"Cross-Origin-Opener-Policy":   "same-origin",
+			"Cross-Origin-Resource-Policy": "same-origin",
+			"X-Frame-Options":              "DENY",
+			"Permissions-Policy":           "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+			"Cache-Control":                "no-store",
 		} {
 			if got := r.Header.Get(h); got != want {
 				t.Errorf("%s %s: %s = %q, want %q", r.Request.Method, r.Request.URL, h, got, want)
 			}
 		}
-		if r.Header.Get("Referrer-Policy") == "" {
-			t.Errorf("%s: no Referrer-Policy", r.Request.URL)
+		wantReferrer := "same-origin"
+		if r.Request.URL.Path == "/signin/link" {
+			wantReferrer = "no-referrer" // the address holds a token
+		}
+		if got := r.Header.Get("Referrer-Policy"); got != wantReferrer {
+			t.Errorf("%s: Referrer-Policy %q, want %q", r.Request.URL, got, wantReferrer)
 		}
 		if r.Header.Get("Strict-Transport-Security") != "" {
 			t.Errorf("%s: HSTS on an http:// BASE_URL", r.Request.URL)
@@ -43,6 +50,11 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		if !strings.Contains(r.Header.Get("Content-Type"), "charset=") {
 			t.Errorf("%s: Content-Type %q has no charset", r.Request.URL, r.Header.Get("Content-Type"))
 		}
+	}
+	// A signed-in page is never stored by a cache.
+	signIn(t, a, b, "pat@example.com")
+	if r := b.Get("/account"); r.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("/account: Cache-Control %q, want no-store", r.Header.Get("Cache-Control"))
 	}
 	// Behind TLS termination (BASE_URL https), HSTS is on.
 	tls := testkit.StartApp(t, testkit.AppOptions{Env: map[string]string{"BASE_URL": "https://localhost:1"}})
@@ -173,6 +185,25 @@ func TestPerClientLimitGives429WithRetryAfter(t *testing.T) {
 	// Without TRUSTED_PROXIES, X-Forwarded-For changes nothing.
 	b.Header.Set("X-Forwarded-For", "198.51.100.7")
 	expectStatus(t, b.Post("/signin/link", url.Values{"token": {"garbage"}}), http.StatusTooManyRequests)
+
+	// Every sign-in endpoint is counted: asking for links (to any address),
+	// and starting and finishing passkey sign-ins.
+	for _, ask := range []func(c *testkit.Browser, i int) *testkit.Response{
+		func(c *testkit.Browser, i int) *testkit.Response {
+			return c.Post("/signin/email", url.Values{"email": {"n" + strconv.Itoa(i) + "@example.com"}})
+		},
+		func(c *testkit.Browser, _ int) *testkit.Response { return c.PostJSON("/signin/passkey/begin", nil) },
+		func(c *testkit.Browser, _ int) *testkit.Response { return c.PostJSON("/signin/passkey/finish", `{}`) },
+	} {
+		c := a.Browser(t)
+		codes := map[int]int{}
+		for i := range 31 {
+			codes[ask(c, i).StatusCode]++
+		}
+		if codes[http.StatusTooManyRequests] == 0 {
+			t.Errorf("31 attempts on one route: %v, want the last refused with 429", codes)
+		}
+	}
 }
 
 func TestTrustedProxiesDecideTheClientAddress(t *testing.T) {
