@@ -618,3 +618,38 @@ func TestStepUpBeginNeedsASession(t *testing.T) {
 	signIn(t, a, b, "zed@example.com")
 	expectJSONError(t, b.PostJSON("/signin/passkey/begin?for=reauth", nil), http.StatusBadRequest)
 }
+
+// TestCeremoniesAreBoundToTheirPurposeAndAccount: a step-up ceremony is
+// for the account that began it, signed in; a sign-in ceremony cannot
+// register a passkey.
+func TestCeremoniesAreBoundToTheirPurposeAndAccount(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	alice, bob := a.Browser(t), a.Browser(t)
+	signIn(t, a, alice, "ali@example.com")
+	pk := addPasskey(t, a, alice)
+	signIn(t, a, bob, "bo@example.com")
+
+	// Alice's step-up ceremony, finished with her passkey by someone
+	// signed out, or signed in as Bob: refused, and nobody is signed in
+	// as Alice by it.
+	begin := alice.PostJSON("/signin/passkey/begin?for=reauth", nil)
+	expectStatus(t, begin, http.StatusOK)
+	for name, who := range map[string]*testkit.Browser{"signed out": a.Browser(t), "another account": bob} {
+		who.SetCookie("__Host-ceremony", alice.Cookie("__Host-ceremony"))
+		r := who.PostJSON("/signin/passkey/finish", pk.Assert(t, begin.Body))
+		expectJSONError(t, r, http.StatusForbidden)
+		if c := setCookieHeader(r, "__Host-at"); c != "" {
+			t.Errorf("%s: a step-up ceremony of another account set a session: %s", name, c)
+		}
+	}
+
+	// A sign-in ceremony cookie at registration: refused as expired or
+	// of the wrong kind, and no passkey is added.
+	signInBegin := alice.PostJSON("/signin/passkey/begin", nil)
+	expectStatus(t, signInBegin, http.StatusOK)
+	r := alice.PostJSON("/account/passkeys/finish", testkit.NewPasskey(t, a.URL).Attest(t, signInBegin.Body))
+	expectJSONError(t, r, http.StatusBadRequest)
+	if n := strings.Count(alice.Get("/account").Body, `class="passkey-name"`); n != 1 {
+		t.Errorf("%d passkeys listed after a registration with a sign-in ceremony, want 1", n)
+	}
+}
