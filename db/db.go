@@ -51,13 +51,15 @@ type DB struct {
 // pragmas are set on every connection through the DSN, because the pool
 // opens connections on its own and a PRAGMA run once would reach only one.
 var pragmas = []string{
+	// Wait (instead of failing) when another process holds the write lock.
+	// First: they run in order, and switching a new database to WAL takes
+	// that lock too (two instances starting at once).
+	"busy_timeout(5000)",
 	// WAL lets readers proceed while the writer commits.
 	"journal_mode(WAL)",
 	// In WAL mode NORMAL is still corruption-safe; a power cut can lose
 	// the last commits, never the database. It saves an fsync per commit.
 	"synchronous(NORMAL)",
-	// Wait (instead of failing) when another process holds the write lock.
-	"busy_timeout(5000)",
 	// credentials.user_id ON DELETE CASCADE relies on this.
 	"foreign_keys(1)",
 	// Temporary b-trees in memory; nothing we do needs them on disk.
@@ -99,11 +101,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	read.SetConnMaxIdleTime(0)
 
 	d := &DB{read: read, write: write, r: newStmtCache(read), w: newStmtCache(write)}
-	if err := d.migrate(ctx); err != nil {
-		d.Close()
-		return nil, err
+	// A brand-new file opened by several processes at once (instances
+	// starting together) can answer SQLITE_BUSY without waiting while one
+	// of them turns it into a WAL database: try again for a few seconds.
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		err := d.migrate(ctx)
+		if err == nil {
+			return d, nil
+		}
+		if !isBusy(err) || wait > 2*time.Second {
+			d.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			d.Close()
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	return d, nil
 }
 
 func dsn(path string, readOnly bool) string {
@@ -145,8 +161,20 @@ func (d *DB) Queries() map[string]int64 { return d.queries.snapshot() }
 // together with its row in schema_migrations. BEGIN IMMEDIATE (the write
 // connection's txlock) serialises instances starting at the same time.
 func (d *DB) migrate(ctx context.Context) error {
-	if _, err := d.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	// In a transaction, which the writer pool begins IMMEDIATE: it takes the
+	// write lock up front, waiting for it (busy_timeout). A bare statement
+	// would start as a reader and fail at once with SQLITE_BUSY if another
+	// process wrote meanwhile (two instances starting together).
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
@@ -217,13 +245,18 @@ func (d *DB) internal(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if se, ok := errors.AsType[*sqlite.Error](err); ok && se.Code()&0xff == sqlite3.SQLITE_BUSY {
+	if isBusy(err) {
 		d.busy.Add(1)
 	}
 	return errs.Wrap(fmt.Errorf("%s: %w", op, err), errs.Internal, "")
 }
 
 // isUniqueViolation reports whether err is a UNIQUE constraint failure.
+func isBusy(err error) bool {
+	se, ok := errors.AsType[*sqlite.Error](err)
+	return ok && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 func isUniqueViolation(err error) bool {
 	se, ok := errors.AsType[*sqlite.Error](err)
 	return ok && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
