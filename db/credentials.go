@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -132,7 +133,20 @@ func (d *DB) RemembersSignInCredential(credentialID []byte) bool {
 
 var errPasskeyTaken = errs.E(errs.Conflict, "This passkey is already registered.")
 
-// AddCredential stores a new passkey for a live user.
+// MaxCredentials is the most passkeys one account can have: one for every
+// device and password manager a person uses, with room to spare, yet few
+// enough that the account page stays readable and one account cannot grow
+// the database without bound.
+const MaxCredentials = 20
+
+// ErrTooManyPasskeys is what adding a passkey to an account that already
+// has MaxCredentials gets.
+var ErrTooManyPasskeys = errs.E(errs.Conflict, fmt.Sprintf(
+	"This account already has %d passkeys, the most it can have. Delete one you no longer use, then add the new one.", MaxCredentials))
+
+// AddCredential stores a new passkey for a live user that has fewer than
+// MaxCredentials (counted in the same statement, so two registrations
+// finishing at once cannot both take the last place).
 func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
 	d.queries.add("AddCredential")
 	if c.AAGUID == nil {
@@ -141,10 +155,11 @@ func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
 	res, err := d.w.exec(ctx, `INSERT INTO credentials (user_id, credential_id, public_key, attestation_type,
 		attestation_format, aaguid, transports, attachment, sign_count, user_present, user_verified, backup_eligible,
 		backup_state, name, created_at, last_used_at)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0 FROM users WHERE id = ? AND deleted_at IS NULL`,
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0 FROM users
+		WHERE id = ?1 AND deleted_at IS NULL AND (SELECT count(*) FROM credentials WHERE user_id = ?1) < ?16`,
 		c.UserID, c.CredentialID, c.PublicKey, c.AttestationType, c.AttestationFormat, c.AAGUID,
 		strings.Join(c.Transports, ","), c.Attachment, c.SignCount, c.UserPresent, c.UserVerified, c.BackupEligible,
-		c.BackupState, c.Name, c.CreatedAt.UnixMilli(), c.UserID)
+		c.BackupState, c.Name, c.CreatedAt.UnixMilli(), MaxCredentials)
 	if isUniqueViolation(err) {
 		return errPasskeyTaken
 	}
@@ -152,7 +167,17 @@ func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
 		return d.internal("add credential", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errs.E(errs.Gone, "This account no longer exists.")
+		// Either the account is gone or it is full; only the refusal
+		// pays for telling them apart.
+		var live bool
+		err := d.r.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL)`, c.UserID).Scan(&live)
+		switch {
+		case err != nil:
+			return d.internal("add credential: account", err)
+		case !live:
+			return errs.E(errs.Gone, "This account no longer exists.")
+		}
+		return ErrTooManyPasskeys
 	}
 	c.ID, _ = res.LastInsertId()
 	return nil

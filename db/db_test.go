@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -339,5 +340,100 @@ func TestCredentialUseIsOncePerCeremony(t *testing.T) {
 	}
 	if err := d.RecordCredentialUse(ctx, asUsed(c, u.Handle, 6, 500)); err != nil {
 		t.Errorf("a newer ceremony with a higher counter: %v", err)
+	}
+}
+
+// TestPasskeysPerAccountAreLimited: an account takes MaxCredentials
+// passkeys and refuses the next, even when several registrations race for
+// the last place; deleting one makes room again; an account deleted in the
+// meantime is told apart from a full one.
+func TestPasskeysPerAccountAreLimited(t *testing.T) {
+	d := MustOpen(t)
+	u, _, err := d.ConsumeSignUpLink(ctx, "fay@example.com", 1, []byte("fay-handle-00016"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range MaxCredentials - 1 {
+		addCredential(t, d, u.ID, fmt.Appendf(nil, "cred-%d", i), "key")
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		added   int
+		refused []error
+	)
+	for i := range 4 {
+		wg.Go(func() {
+			err := d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: fmt.Appendf(nil, "racer-%d", i),
+				PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				added++
+			} else {
+				refused = append(refused, err)
+			}
+		})
+	}
+	wg.Wait()
+	if added != 1 {
+		t.Fatalf("%d of 4 racing registrations took the last place, want 1 (refusals: %v)", added, refused)
+	}
+	for _, err := range refused {
+		if !errors.Is(err, ErrTooManyPasskeys) {
+			t.Errorf("a registration over the limit got %v, want ErrTooManyPasskeys", err)
+		}
+	}
+	creds, err := d.CredentialsOf(ctx, u.ID)
+	if err != nil || len(creds) != MaxCredentials {
+		t.Fatalf("the account has %d passkeys (%v), want %d", len(creds), err, MaxCredentials)
+	}
+
+	if _, err := d.DeleteCredential(ctx, u.ID, creds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	addCredential(t, d, u.ID, []byte("after-delete"), "key")
+
+	if _, err := d.DeleteUser(ctx, u.Handle, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	err = d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: []byte("too-late"), PublicKey: []byte("key"), CreatedAt: time.Now()})
+	if errs.Code(err) != errs.Gone {
+		t.Errorf("adding a passkey to a deleted account: %v, want %s", err, errs.Gone)
+	}
+}
+
+// TestPurgeTombstones: a deleted account's tombstone stays until the time
+// given (so its tokens stay refused) and is removed after; live accounts
+// are never touched.
+func TestPurgeTombstones(t *testing.T) {
+	d := MustOpen(t)
+	live, _, err := d.ConsumeSignUpLink(ctx, "gus@example.com", 1, []byte("gus-handle-00016"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _, err := d.ConsumeSignUpLink(ctx, "hal@example.com", 1, []byte("hal-handle-00016"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletedAt, err := d.DeleteUser(ctx, gone.Handle, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tombstones := func() (n int) {
+		t.Helper()
+		if err := d.read.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE handle = ?`, gone.Handle).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n, err := d.PurgeTombstones(ctx, deletedAt.UnixMilli()); err != nil || n != 0 || tombstones() != 1 {
+		t.Fatalf("purging up to the deletion itself removed %d (%v); tombstone left: %d, want it kept", n, err, tombstones())
+	}
+	if n, err := d.PurgeTombstones(ctx, deletedAt.UnixMilli()+1); err != nil || n != 1 || tombstones() != 0 {
+		t.Fatalf("purging after the deletion removed %d (%v); tombstones left: %d, want 0", n, err, tombstones())
+	}
+	if _, err := d.UserByHandle(ctx, live.Handle); err != nil {
+		t.Errorf("the live account after a purge: %v", err)
 	}
 }

@@ -33,6 +33,7 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 		Now:         h.clock.Now(),
 		Created:     u.CreatedAt,
 		EmailSignIn: u.EmailSignIn,
+		MaxPasskeys: db.MaxCredentials,
 		Fresh:       h.freshSession(c, u),
 		EmailForm:   form,
 		Notice:      notice,

@@ -188,6 +188,11 @@ func (h *Handler) beginPasskeyRegistration(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(creds) >= db.MaxCredentials {
+		// Said before the browser asks the person to make a passkey that
+		// would then be refused (AddCredential has the last word).
+		return db.ErrTooManyPasskeys
+	}
 	options, cookie, err := h.passkeys.BeginRegistration(auth.PasskeyUser{User: u, Credentials: creds})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -466,8 +467,10 @@ func TestManagingPasskeysIsForTheOwnerOnly(t *testing.T) {
 		r := mallory.Post("/account/passkeys/"+id+"/"+action, url.Values{"name": {"pwned"}})
 		expectPage(t, r, http.StatusNotFound, "no such passkey")
 	}
-	for _, bad := range []string{"0", "-1", "abc", "99999999999999999999"} {
-		expectStatus(t, alice.Post("/account/passkeys/"+bad+"/rename", url.Values{"name": {"x"}}), http.StatusNotFound)
+	for _, bad := range []string{"0", "-1", "abc", "99999999999999999999", "1e3", "%20" + id, id + "x"} {
+		for _, action := range []string{"rename", "delete"} {
+			expectPage(t, alice.Post("/account/passkeys/"+bad+"/"+action, url.Values{"name": {"x"}}), http.StatusNotFound, "no such passkey")
+		}
 	}
 	page := alice.Get("/account").Body
 	if strings.Contains(page, "pwned") || strings.Count(page, `class="passkey-name"`) != 1 {
@@ -652,4 +655,42 @@ func TestCeremoniesAreBoundToTheirPurposeAndAccount(t *testing.T) {
 	if n := strings.Count(alice.Get("/account").Body, `class="passkey-name"`); n != 1 {
 		t.Errorf("%d passkeys listed after a registration with a sign-in ceremony, want 1", n)
 	}
+}
+
+// TestPasskeysPerAccountAreLimited: an account holds up to 20 passkeys.
+// At the limit the account page says so instead of offering to add one, and
+// a registration is refused when it begins, before the browser would ask
+// the person to make a passkey; deleting one makes room again.
+func TestPasskeysPerAccountAreLimited(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	b := a.Browser(t)
+	signIn(t, a, b, "many@example.com")
+	first := addPasskey(t, a, b)
+	expectStatus(t, passkeySignIn(t, b, first), http.StatusOK) // fresh, with a passkey
+	for range db.MaxCredentials - 1 {
+		addPasskey(t, a, b)
+	}
+	page := b.Get("/account").Body
+	if n := strings.Count(page, `class="passkey-name"`); n != db.MaxCredentials {
+		t.Fatalf("the account page lists %d passkeys, want %d", n, db.MaxCredentials)
+	}
+	if strings.Contains(page, "data-passkey-register") || !strings.Contains(page, "the most it can have") {
+		t.Error("at the limit, the account page still offers to add a passkey, or does not say why not")
+	}
+
+	begin := b.PostJSON("/account/passkeys/begin", nil)
+	expectJSONError(t, begin, http.StatusConflict)
+	if msg := jsonField(t, begin, "message"); !strings.Contains(msg, "20 passkeys") || !strings.Contains(msg, "Delete one") {
+		t.Errorf("over the limit, begin says %q", msg)
+	}
+	if b.Cookie("__Host-ceremony") != "" {
+		t.Error("a refused registration still started a ceremony")
+	}
+
+	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(page)[1]
+	expectStatus(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
+	if !strings.Contains(b.Get("/account").Body, "data-passkey-register") {
+		t.Error("after deleting one, the account page does not offer to add a passkey")
+	}
+	addPasskey(t, a, b)
 }
