@@ -50,7 +50,7 @@ var defaultMessages = map[string]string{
 	errs.Forbidden:       "You can't do that from here.",
 	errs.NotFound:        "There's nothing at this address. It may have moved, or the link may be mistyped.",
 	"method_not_allowed": "This address doesn't accept that kind of request.",
-	errs.TooLarge:        "That request was too large. Requests are limited to 64 KB.",
+	errs.TooLarge:        "That request was too large. Requests are limited to " + strconv.Itoa(MaxBodyBytes>>10) + " KB.",
 	errs.Unsupported:     "That request was sent in a format we don't accept. Send JSON.",
 	errs.TooManyRequests: "Too many attempts. Please wait a little and try again.",
 }

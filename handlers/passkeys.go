@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/views"
 )
 
 // beginPasskeySignIn returns options for a usernameless assertion
@@ -270,9 +271,6 @@ func uniqueName(base string, existing []*db.Credential) string {
 	return name
 }
 
-// MaxPasskeyName is the longest passkey name.
-const MaxPasskeyName = 64
-
 // renamePasskey renames one of the signed-in user's passkeys.
 func (h *Handler) renamePasskey(c echo.Context) error {
 	if err := parseForm(c); err != nil {
@@ -326,15 +324,18 @@ func passkeyID(c echo.Context) (int64, error) {
 	return id, nil
 }
 
-// passkeyName trims a new name and checks it: valid UTF-8, 1 to 64
-// characters, one line, nothing invisible or that turns text around (the
+var errBadPasskeyName = errs.E(errs.Invalid, fmt.Sprintf(
+	"A passkey's name needs 1 to %d characters, on one line, without invisible characters.", views.MaxPasskeyName))
+
+// passkeyName trims a new name and checks it: valid UTF-8, 1 to
+// MaxPasskeyName characters, one line, nothing invisible or that turns text around (the
 // name appears on the account page and in emails, where a right-to-left
 // override could make "evil‮gnp.exe" read otherwise).
 func passkeyName(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxPasskeyName ||
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > views.MaxPasskeyName ||
 		strings.IndexFunc(s, unfitForName) >= 0 {
-		return "", errs.E(errs.Invalid, "A passkey's name needs 1 to 64 characters, on one line, without invisible characters.")
+		return "", errBadPasskeyName
 	}
 	return s, nil
 }

@@ -478,7 +478,7 @@ func TestManagingPasskeysIsForTheOwnerOnly(t *testing.T) {
 	}
 
 	expectStatus(t, alice.Post("/account/passkeys/"+id+"/rename", url.Values{"name": {"  Work laptop  "}}), http.StatusSeeOther)
-	expectPage(t, alice.Get("/account"), http.StatusOK, `<span class="passkey-name">Work laptop</span>`)
+	expectPage(t, alice.Get("/account"), http.StatusOK, `<span class="passkey-name">Work laptop</span>`, `maxlength="64"`)
 	for _, bad := range []string{"", "   ", strings.Repeat("x", 65), "two\nlines", "\xff\xfe", "evil\u202egnp.exe",
 		"a\u200bb", "one\u2028two", "bell\a", "\u2066isolate"} {
 		expectPage(t, alice.Post("/account/passkeys/"+id+"/rename", url.Values{"name": {bad}}), http.StatusBadRequest, "1 to 64 characters")

@@ -19,6 +19,7 @@ func TestSignInPageIsAccessibleAndSelfContained(t *testing.T) {
 		`<label for="email">Email address</label>`,
 		`autocomplete="username webauthn"`,
 		`type="email"`,
+		`maxlength="254"`, // as the server allows
 		`<html lang="en">`,
 		`name="viewport" content="width=device-width, initial-scale=1"`,
 		"Email me a link",

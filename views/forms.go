@@ -5,6 +5,9 @@ import (
 	"github.com/latchkey/latchkey/mail"
 )
 
+// MaxPasskeyName is the longest passkey name, in characters.
+const MaxPasskeyName = 64
+
 // SignInForm is the sign-in page's form: the email field, where to go
 // afterwards, and what to tell the person.
 type SignInForm struct {
