@@ -10,8 +10,9 @@ import (
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
-// FuzzLinkPages sends arbitrary tokens to both link pages of the real app:
-// every answer is a 4xx page (or the confirmation page), never a 5xx.
+// FuzzLinkPages sends arbitrary tokens to the link pages of the real app
+// (sign-in and email change, opened and confirmed): every answer is a 4xx
+// page (or the confirmation page), never a 5xx.
 func FuzzLinkPages(f *testing.F) {
 	a := testkit.StartApp(f, testkit.AppOptions{Env: map[string]string{"RATE_LIMIT_SIGNIN": "1000000/1s"}})
 	f.Add("")
@@ -22,6 +23,8 @@ func FuzzLinkPages(f *testing.F) {
 		for _, req := range []*http.Request{
 			httptest.NewRequest(http.MethodGet, "/signin/link?token="+url.QueryEscape(tok), nil),
 			formRequest("/signin/link", url.Values{"token": {tok}}),
+			httptest.NewRequest(http.MethodGet, "/account/email/confirm?token="+url.QueryEscape(tok), nil),
+			formRequest("/account/email/confirm", url.Values{"token": {tok}}),
 		} {
 			w := httptest.NewRecorder()
 			a.App.Handler.ServeHTTP(w, req)
