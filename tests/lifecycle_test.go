@@ -310,6 +310,8 @@ func TestPasskeyOnlyAccount(t *testing.T) {
 	// Turned back on from the passkey session; links work again.
 	expectPage(t, b.Post("/account/email-signin", url.Values{"enabled": {"true"}}), http.StatusOK, "Email sign-in is on")
 	notice(t, a, "tess@example.com", "Email sign-in was turned on")
+	// The link sent before it was turned off, still in time, stays void.
+	expectStatus(t, a.Browser(t).Post("/signin/link", url.Values{"token": {pending}}), http.StatusGone)
 	clock.Advance(15 * time.Minute) // the address has had its 3 emails for now
 	signIn(t, a, a.Browser(t), "tess@example.com")
 	// Bad input.
