@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -278,7 +277,7 @@ func TestPasskeyChangesOnOneInstanceHoldOnAnother(t *testing.T) {
 	// The owner deletes the passkey on A (right after using it there); B
 	// refuses it from then on, and tells the browser to forget it.
 	expectStatus(t, passkeySignIn(t, onA, pk), http.StatusOK)
-	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(onA.Get("/account").Body)[1]
+	id := firstPasskeyID(t, onA)
 	expectStatus(t, onA.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
 	gone := b.Browser(t)
 	r := passkeySignIn(t, gone, pk)
@@ -307,7 +306,7 @@ func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
 	expectStatus(t, passkeySignIn(t, b.Browser(t), stolen), http.StatusOK) // B remembers it
 
 	expectStatus(t, passkeySignIn(t, victim, stolen), http.StatusOK) // fresh, to delete
-	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(victim.Get("/account").Body)[1]
+	id := firstPasskeyID(t, victim)
 	expectStatus(t, victim.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
 
 	begin := mallory.PostJSON("/account/passkeys/begin", nil)
@@ -315,7 +314,7 @@ func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
 	own := testkit.NewPasskey(t, a.URL)
 	own.Cred.ID = stolen.Cred.ID
 	expectStatus(t, mallory.PostJSON("/account/passkeys/finish", own.Attest(t, begin.Body)), http.StatusOK)
-	if reused := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(mallory.Get("/account").Body)[1]; reused != id {
+	if reused := firstPasskeyID(t, mallory); reused != id {
 		t.Fatalf("the new passkey got row %s, not the deleted one's %s; the test needs the reuse", reused, id)
 	}
 
@@ -340,11 +339,11 @@ func TestAPasskeyRegisteredAgainIsJudgedByItsNewRow(t *testing.T) {
 	// deleteOnlyPasskey deletes the account's one passkey, pk.
 	deleteOnlyPasskey := func(owner *testkit.Browser, pk *testkit.Passkey) {
 		expectStatus(t, passkeySignIn(t, owner, pk), http.StatusOK) // fresh, to delete
-		ids := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindAllStringSubmatch(owner.Get("/account").Body, -1)
+		ids := passkeyIDs(t, owner)
 		if len(ids) != 1 {
 			t.Fatalf("%d passkeys listed, want 1", len(ids))
 		}
-		expectStatus(t, owner.Post("/account/passkeys/"+ids[0][1]+"/delete", nil), http.StatusSeeOther)
+		expectStatus(t, owner.Post("/account/passkeys/"+ids[0]+"/delete", nil), http.StatusSeeOther)
 	}
 	signInWith := func(app *testkit.App, pk *testkit.Passkey, m testkit.Mod) *testkit.Response {
 		br := app.Browser(t)
@@ -374,7 +373,7 @@ func TestAPasskeyRegisteredAgainIsJudgedByItsNewRow(t *testing.T) {
 	withoutBE := testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV)}
 	expectStatus(t, signInWith(b, pk, withoutBE), http.StatusOK) // B remembers it without BE
 	expectStatus(t, signInWith(a, pk, withoutBE), http.StatusOK)
-	ids := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindAllStringSubmatch(owner.Get("/account").Body, -1)
+	ids := passkeyIDs(t, owner)
 	if len(ids) != 1 {
 		t.Fatalf("%d passkeys listed, want 1", len(ids))
 	}
@@ -382,7 +381,7 @@ func TestAPasskeyRegisteredAgainIsJudgedByItsNewRow(t *testing.T) {
 	// account that has one), delete it and register it again.
 	rb := owner.PostJSON("/signin/passkey/begin?for=reauth", nil)
 	expectStatus(t, owner.PostJSON("/signin/passkey/finish", pk.AssertWith(t, rb.Body, withoutBE)), http.StatusOK)
-	expectStatus(t, owner.Post("/account/passkeys/"+ids[0][1]+"/delete", nil), http.StatusSeeOther)
+	expectStatus(t, owner.Post("/account/passkeys/"+ids[0]+"/delete", nil), http.StatusSeeOther)
 	registerPasskey(t, owner, pk) // the testkit's authenticator reports BE
 	onB, onA := signInWith(b, pk, withoutBE), signInWith(a, pk, withoutBE)
 	if onB.StatusCode != onA.StatusCode || onA.StatusCode != http.StatusBadRequest {

@@ -3,7 +3,6 @@ package tests
 import (
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -303,7 +302,7 @@ func TestPasskeyOnlyAccount(t *testing.T) {
 	}
 
 	// The last passkey of a passkey-only account cannot be deleted.
-	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(b.Get("/account").Body)[1]
+	id := firstPasskeyID(t, b)
 	expectPage(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusConflict, "only passkey", "Turn email sign-in back on")
 	expectPage(t, b.Get("/account"), http.StatusOK, "passkey-name")
 
@@ -328,7 +327,7 @@ func TestPasskeyNotices(t *testing.T) {
 		t.Errorf("notice does not say which browser:\n%s", n.Text)
 	}
 	expectStatus(t, passkeySignIn(t, b, pk), http.StatusOK)
-	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(b.Get("/account").Body)[1]
+	id := firstPasskeyID(t, b)
 	expectStatus(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
 	notice(t, a, "uli@example.com", "passkey was removed")
 }

@@ -43,6 +43,28 @@ func passkeySignIn(t testing.TB, b *testkit.Browser, pk *testkit.Passkey) *testk
 	return b.PostJSON("/signin/passkey/finish", pk.Assert(t, begin.Body))
 }
 
+// passkeyIDs returns the ids of the passkeys b's account page lists.
+func passkeyIDs(t testing.TB, b *testkit.Browser) []string {
+	t.Helper()
+	var ids []string
+	for _, m := range passkeyIDPattern.FindAllStringSubmatch(b.Get("/account").Body, -1) {
+		ids = append(ids, m[1])
+	}
+	return ids
+}
+
+var passkeyIDPattern = regexp.MustCompile(`/account/passkeys/(\d+)/delete`)
+
+// firstPasskeyID returns the id of the first passkey b's account page lists.
+func firstPasskeyID(t testing.TB, b *testkit.Browser) string {
+	t.Helper()
+	ids := passkeyIDs(t, b)
+	if len(ids) == 0 {
+		t.Fatal("the account page lists no passkey")
+	}
+	return ids[0]
+}
+
 func jsonField(t testing.TB, r *testkit.Response, field string) string {
 	t.Helper()
 	var m map[string]any
@@ -462,7 +484,7 @@ func TestManagingPasskeysIsForTheOwnerOnly(t *testing.T) {
 	signIn(t, a, mallory, "mal@example.com")
 	expectStatus(t, passkeySignIn(t, mallory, addPasskey(t, a, mallory)), http.StatusOK) // fresh
 
-	id := regexp.MustCompile(`/account/passkeys/(\d+)/rename`).FindStringSubmatch(alice.Get("/account").Body)[1]
+	id := firstPasskeyID(t, alice)
 	for _, action := range []string{"rename", "delete"} {
 		r := mallory.Post("/account/passkeys/"+id+"/"+action, url.Values{"name": {"pwned"}})
 		expectPage(t, r, http.StatusNotFound, "no such passkey")
@@ -513,7 +535,7 @@ func TestSensitiveActionsNeedARecentSignIn(t *testing.T) {
 	b := a.Browser(t)
 	signIn(t, a, b, "kai@example.com")
 	pk := addPasskey(t, a, b) // right after a link sign-in: allowed
-	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(b.Get("/account").Body)[1]
+	id := firstPasskeyID(t, b)
 
 	clock.Advance(11 * time.Minute) // past REAUTH_TTL
 	r := b.Post("/account/passkeys/"+id+"/delete", nil)
@@ -687,7 +709,7 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		t.Error("a refused registration still started a ceremony")
 	}
 
-	id := regexp.MustCompile(`/account/passkeys/(\d+)/delete`).FindStringSubmatch(page)[1]
+	id := passkeyIDs(t, b)[0]
 	expectStatus(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
 	if !strings.Contains(b.Get("/account").Body, "data-passkey-register") {
 		t.Error("after deleting one, the account page does not offer to add a passkey")
