@@ -394,10 +394,43 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 	}
 	addCredential(t, d, u.ID, []byte("after-delete"), "key")
 
+	// Another instance (its own handle on the file) is inserting the
+	// account's 20th passkey and has not committed yet: this instance's
+	// registration waits for it, then counts it. (The race above seldom
+	// interleaves on one handle's single writer; this one always does.)
+	path := filepath.Join(t.TempDir(), "two.db")
+	mine, theirs := openAt(t, path), openAt(t, path)
+	v, _, err := mine.ConsumeSignUpLink(ctx, "gil@example.com", 1, []byte("gil-handle-00016"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range MaxCredentials - 1 {
+		addCredential(t, mine, v.ID, fmt.Appendf(nil, "gil-%d", i), "key")
+	}
+	tx, err := theirs.write.BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO credentials (user_id, credential_id, public_key, name, created_at)
+		VALUES (?, 'theirs', x'00', 'Passkey', 0)`, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() {
+		result <- mine.AddCredential(ctx, &Credential{UserID: v.ID, CredentialID: []byte("mine"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
+	}()
+	time.Sleep(200 * time.Millisecond) // let it start and wait on the lock
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-result; !errors.Is(err, ErrTooManyPasskeys) {
+		t.Errorf("a registration racing another instance's 20th: %v, want ErrTooManyPasskeys", err)
+	}
+
 	if _, err := d.DeleteUser(ctx, u.Handle, time.Now); err != nil {
 		t.Fatal(err)
 	}
-	err = d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: []byte("too-late"), PublicKey: []byte("key"), CreatedAt: time.Now()})
+	err = d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: []byte("too-late"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
 	if errs.Code(err) != errs.Gone {
 		t.Errorf("adding a passkey to a deleted account: %v, want %s", err, errs.Gone)
 	}

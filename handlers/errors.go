@@ -119,7 +119,7 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 		if e, ok := errors.AsType[*redirectError](err); ok {
 			body["redirect"] = e.to
 		}
-		if e, ok := errors.AsType[*unknownCredentialError](err); ok {
+		if e, ok := errors.AsType[*forgetCredentialError](err); ok {
 			body["credential"] = e.id
 		}
 		if err := c.JSON(status, body); err != nil {

@@ -120,7 +120,7 @@ func (h *Handler) verifyPasskeySignIn(c echo.Context, cer *auth.Ceremony, parsed
 	ctx := c.Request().Context()
 	cred, owner, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
 	if errs.Code(err) == errs.NotFound {
-		return nil, &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
+		return nil, forgetCredential(parsed.RawID, errUnknownPasskey)
 	}
 	if err != nil {
 		return nil, err
@@ -163,17 +163,25 @@ func (h *Handler) checkAndRecordAssertion(ctx context.Context, c echo.Context, c
 	err = h.db.RecordCredentialUse(ctx, used)
 	if errs.Code(err) == errs.NotFound {
 		// Deleted since it was read (here or on another instance).
-		return &unknownCredentialError{id: base64.RawURLEncoding.EncodeToString(parsed.RawID)}
+		return forgetCredential(parsed.RawID, errUnknownPasskey)
 	}
 	return err
 }
 
-// unknownCredentialError is a 404 that names the credential, so the
-// browser can be told to forget it.
-type unknownCredentialError struct{ id string }
+// forgetCredentialError names a credential the browser should forget
+// (the script passes it to signalUnknownCredential): one this site does
+// not know, or one it has just refused to keep.
+type forgetCredentialError struct {
+	id  string // base64url
+	err error
+}
 
-func (e *unknownCredentialError) Error() string { return errUnknownPasskey.Error() }
-func (e *unknownCredentialError) Unwrap() error { return errUnknownPasskey }
+func forgetCredential(id []byte, err error) error {
+	return &forgetCredentialError{id: base64.RawURLEncoding.EncodeToString(id), err: err}
+}
+
+func (e *forgetCredentialError) Error() string { return e.err.Error() }
+func (e *forgetCredentialError) Unwrap() error { return e.err }
 
 // beginPasskeyRegistration returns options for creating a passkey for the
 // signed-in user (a sensitive action).
@@ -181,7 +189,7 @@ func (h *Handler) beginPasskeyRegistration(c echo.Context) error {
 	if err := readBeginBody(c); err != nil {
 		return err
 	}
-	u, err := h.freshUser(c, "/account")
+	u, err := h.currentUser(c)
 	if err != nil {
 		return err
 	}
@@ -190,9 +198,13 @@ func (h *Handler) beginPasskeyRegistration(c echo.Context) error {
 		return err
 	}
 	if len(creds) >= db.MaxCredentials {
-		// Said before the browser asks the person to make a passkey that
-		// would then be refused (AddCredential has the last word).
+		// Said before a step-up, and before the browser asks the person to
+		// make a passkey that would then be refused (AddCredential has the
+		// last word).
 		return db.ErrTooManyPasskeys
+	}
+	if err := h.requireFresh(c, u, "/account"); err != nil {
+		return err
 	}
 	options, cookie, err := h.passkeys.BeginRegistration(auth.PasskeyUser{User: u, Credentials: creds})
 	if err != nil {
@@ -244,6 +256,13 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 	}
 	cred.Name = uniqueName(providerOrDefault(cred.AAGUID), creds)
 	if err := h.db.AddCredential(ctx, cred); err != nil {
+		if errors.Is(err, db.ErrTooManyPasskeys) || errs.Code(err) == errs.Gone {
+			// The passkey the browser has just made will never work here
+			// (the account filled up or was deleted meanwhile): let it
+			// forget it. (Not for a credential id already registered: that
+			// passkey is known.)
+			return forgetCredential(cred.CredentialID, err)
+		}
 		return err
 	}
 	h.passkeyAddedNotice(c, u, cred)

@@ -680,18 +680,41 @@ func TestCeremoniesAreBoundToTheirPurposeAndAccount(t *testing.T) {
 }
 
 // TestPasskeysPerAccountAreLimited: an account holds up to 20 passkeys.
-// At the limit the account page says so instead of offering to add one, and
-// a registration is refused when it begins, before the browser would ask
-// the person to make a passkey; deleting one makes room again.
+// At the limit the account page says so instead of offering to add one,
+// and a registration is refused when it begins, before a step-up and
+// before the browser would ask the person to make a passkey. Two devices
+// finishing a registration for the last place: one gets it, the other is
+// refused and told which passkey its browser should forget. Deleting one
+// makes room again.
 func TestPasskeysPerAccountAreLimited(t *testing.T) {
-	a := testkit.StartApp(t, testkit.AppOptions{})
+	clock := testkit.NewClock()
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
 	b := a.Browser(t)
 	signIn(t, a, b, "many@example.com")
 	first := addPasskey(t, a, b)
 	expectStatus(t, passkeySignIn(t, b, first), http.StatusOK) // fresh, with a passkey
-	for range db.MaxCredentials - 1 {
+	for range db.MaxCredentials - 2 {
 		addPasskey(t, a, b)
 	}
+
+	// Two devices of the account each begin a registration at 19…
+	other := a.Browser(t)
+	b.CopyCookies(other)
+	mine, theirs := testkit.NewPasskey(t, a.URL), testkit.NewPasskey(t, a.URL)
+	beginMine, beginTheirs := b.PostJSON("/account/passkeys/begin", nil), other.PostJSON("/account/passkeys/begin", nil)
+	expectStatus(t, beginMine, http.StatusOK)
+	expectStatus(t, beginTheirs, http.StatusOK)
+	// …and both finish: the second is refused, and names its passkey.
+	expectStatus(t, b.PostJSON("/account/passkeys/finish", mine.Attest(t, beginMine.Body)), http.StatusOK)
+	late := other.PostJSON("/account/passkeys/finish", theirs.Attest(t, beginTheirs.Body))
+	expectJSONError(t, late, http.StatusConflict)
+	if msg := jsonField(t, late, "message"); !strings.Contains(msg, "20 passkeys") || !strings.Contains(msg, "Delete one") {
+		t.Errorf("the registration that came too late says %q", msg)
+	}
+	if got, want := jsonField(t, late, "credential"), base64.RawURLEncoding.EncodeToString(theirs.Cred.ID); got != want {
+		t.Errorf("the refused registration names credential %q, want %q (the browser should forget it)", got, want)
+	}
+
 	page := b.Get("/account").Body
 	if n := strings.Count(page, `class="passkey-name"`); n != db.MaxCredentials {
 		t.Fatalf("the account page lists %d passkeys, want %d", n, db.MaxCredentials)
@@ -700,17 +723,20 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		t.Error("at the limit, the account page still offers to add a passkey, or does not say why not")
 	}
 
+	// Begin is refused at once, even when the session would first need a
+	// step-up: confirming it's you would be for nothing.
+	clock.Advance(11 * time.Minute)
 	begin := b.PostJSON("/account/passkeys/begin", nil)
 	expectJSONError(t, begin, http.StatusConflict)
-	if msg := jsonField(t, begin, "message"); !strings.Contains(msg, "20 passkeys") || !strings.Contains(msg, "Delete one") {
+	if msg := jsonField(t, begin, "message"); !strings.Contains(msg, "20 passkeys") {
 		t.Errorf("over the limit, begin says %q", msg)
 	}
 	if b.Cookie("__Host-ceremony") != "" {
 		t.Error("a refused registration still started a ceremony")
 	}
 
-	id := passkeyIDs(t, b)[0]
-	expectStatus(t, b.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
+	expectStatus(t, passkeySignIn(t, b, first), http.StatusOK)
+	expectStatus(t, b.Post("/account/passkeys/"+firstPasskeyID(t, b)+"/delete", nil), http.StatusSeeOther)
 	if !strings.Contains(b.Get("/account").Body, "data-passkey-register") {
 		t.Error("after deleting one, the account page does not offer to add a passkey")
 	}
