@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 
 	revocations := auth.NewRevocations(cfg.AccessTTL, opts.Clock)
 	poller := &auth.Poller{DB: database, Revocations: revocations, Clock: opts.Clock,
-		AccessTTL: cfg.AccessTTL, Interval: opts.PollInterval, Logger: log}
+		AccessTTL: cfg.AccessTTL, LinkTTL: cfg.LinkTTL, Interval: opts.PollInterval, Logger: log}
 	if err := poller.Load(ctx); err != nil {
 		database.Close()
 		return nil, fmt.Errorf("loading revocations: %w", err)

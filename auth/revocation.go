@@ -147,6 +147,7 @@ type Poller struct {
 	Revocations *Revocations
 	Clock       Clock
 	AccessTTL   time.Duration
+	LinkTTL     time.Duration // tombstones that void older sign-up links stay this long
 	Interval    time.Duration // how often to poll; well under the 2 s promise
 	Logger      *slog.Logger
 
@@ -179,8 +180,8 @@ func (p *Poller) Poll(ctx context.Context) error {
 	return nil
 }
 
-// Run polls every Interval until ctx ends, and once a minute purges
-// deleted accounts' tombstones that no token can need any more.
+// Run polls every Interval until ctx ends, and once a minute purges the
+// tombstones that no token and no sign-up link can need any more.
 func (p *Poller) Run(ctx context.Context) {
 	tick := time.NewTicker(p.Interval)
 	defer tick.Stop()
@@ -197,7 +198,8 @@ func (p *Poller) Run(ctx context.Context) {
 		if now := p.Clock.Now(); now.Sub(lastPurge) > time.Minute {
 			lastPurge = now
 			before := now.Add(-p.AccessTTL - overlap).UnixMilli()
-			if _, err := p.DB.PurgeTombstones(ctx, before); err != nil && ctx.Err() == nil {
+			releasedBefore := now.Add(-p.LinkTTL - overlap).UnixMicro()
+			if _, err := p.DB.PurgeTombstones(ctx, before, releasedBefore); err != nil && ctx.Err() == nil {
 				p.Logger.Error("tombstone purge failed", "err", err)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ func MustOpen(tb testing.TB) *DB {
 
 var ctx = context.Background()
 
+var allMigrations = []string{"0001_init.sql", "0002_released_email.sql"}
+
 func TestMigrationsAreRecordedOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
 	for range 2 {
@@ -35,7 +38,7 @@ func TestMigrationsAreRecordedOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		names, err := d.Migrations(ctx)
-		if err != nil || len(names) != 1 || names[0] != "0001_init.sql" {
+		if err != nil || !slices.Equal(names, allMigrations) {
 			t.Errorf("migrations %v, %v", names, err)
 		}
 		var r string
@@ -62,7 +65,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	wg.Wait()
 	d, _ := Open(ctx, path)
 	defer d.Close()
-	if names, _ := d.Migrations(ctx); len(names) != 1 {
+	if names, _ := d.Migrations(ctx); !slices.Equal(names, allMigrations) {
 		t.Errorf("migrations %v", names)
 	}
 }
@@ -436,8 +439,9 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 	}
 }
 
-// TestPurgeTombstones: a deleted account's tombstone stays until the time
-// given (so its tokens stay refused) and is removed after; live accounts
+// TestPurgeTombstones: a deleted account's tombstone stays while a token
+// of it could be valid, and while a sign-up link issued before it gave up
+// its address could be in time; it is removed after both. Live accounts
 // are never touched.
 func TestPurgeTombstones(t *testing.T) {
 	d := MustOpen(t)
@@ -460,13 +464,61 @@ func TestPurgeTombstones(t *testing.T) {
 		}
 		return n
 	}
-	if n, err := d.PurgeTombstones(ctx, deletedAt.UnixMilli()); err != nil || n != 0 || tombstones() != 1 {
-		t.Fatalf("purging up to the deletion itself removed %d (%v); tombstone left: %d, want it kept", n, err, tombstones())
-	}
-	if n, err := d.PurgeTombstones(ctx, deletedAt.UnixMilli()+1); err != nil || n != 1 || tombstones() != 0 {
-		t.Fatalf("purging after the deletion removed %d (%v); tombstones left: %d, want 0", n, err, tombstones())
+	ms, us := deletedAt.UnixMilli(), deletedAt.UnixMicro()
+	for _, tc := range []struct {
+		name                   string
+		before, releasedBefore int64
+		removed                int64
+	}{
+		{"tokens could still be valid", ms, us + 1, 0},
+		{"a sign-up link could still be in time", ms + 1, us, 0},
+		{"neither", ms + 1, us + 1, 1},
+	} {
+		if n, err := d.PurgeTombstones(ctx, tc.before, tc.releasedBefore); err != nil || n != tc.removed || int64(tombstones()) != 1-tc.removed {
+			t.Fatalf("%s: purge removed %d (%v), want %d", tc.name, n, err, tc.removed)
+		}
 	}
 	if _, err := d.UserByHandle(ctx, live.Handle); err != nil {
 		t.Errorf("the live account after a purge: %v", err)
+	}
+}
+
+// TestSignUpLinkDiesWithItsAddress: a sign-up link used to create an
+// account cannot create another once that account is deleted or moves to
+// another address, while the link is still in time; one issued after the
+// address was given up can.
+func TestSignUpLinkDiesWithItsAddress(t *testing.T) {
+	d := MustOpen(t)
+	for _, leave := range []string{"deleted", "moved"} {
+		t.Run(leave, func(t *testing.T) {
+			email := leave + "@example.com"
+			issued := time.Now().UnixMicro()
+			u, created, err := d.ConsumeSignUpLink(ctx, email, issued, fmt.Appendf(nil, "%-16s", leave), time.Now())
+			if err != nil || !created {
+				t.Fatalf("sign-up: %v, created %v", err, created)
+			}
+			switch leave {
+			case "deleted":
+				_, err = d.DeleteUser(ctx, u.Handle, time.Now)
+			case "moved":
+				_, _, err = d.ChangeEmail(ctx, u.Handle, email, "elsewhere@example.com", issued+1, time.Now)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.CheckLink(ctx, nil, email, issued); !errors.Is(err, errLinkGone) {
+				t.Errorf("checking the used link again: %v, want it gone", err)
+			}
+			if _, _, err := d.ConsumeSignUpLink(ctx, email, issued, []byte("again-handle-016"), time.Now()); !errors.Is(err, errLinkGone) {
+				t.Fatalf("the used sign-up link again: %v, want it gone", err)
+			}
+			later := time.Now().UnixMicro() + 1
+			if newAccount, err := d.CheckLink(ctx, nil, email, later); err != nil || !newAccount {
+				t.Errorf("a newer sign-up link: new account %v, %v", newAccount, err)
+			}
+			if _, created, err := d.ConsumeSignUpLink(ctx, email, later, fmt.Appendf(nil, "%-16s", leave+"2"), time.Now()); err != nil || !created {
+				t.Errorf("a newer sign-up link: %v, created %v", err, created)
+			}
+		})
 	}
 }

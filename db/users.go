@@ -122,10 +122,16 @@ func (d *DB) ConsumeSignInLink(ctx context.Context, handle []byte, email string,
 	return u, nil
 }
 
+// releasedSince is true when an account gave up the address ?2 at or
+// after ?4 (Unix µs): a sign-up link issued before then is void.
+const releasedSince = `EXISTS (SELECT 1 FROM users WHERE released_email = ?2 AND released_at >= ?4)`
+
 // ConsumeSignUpLink creates the account for email from a sign-up link issued
 // at issuedAt, or, if an account with that email exists by now (the link was
 // clicked twice, or two sign-up links were sent), consumes the link against
-// it exactly as ConsumeSignInLink would. created reports which happened.
+// it exactly as ConsumeSignInLink would. created reports which happened. A
+// link issued before an account gave the address up (deleted, or moved to
+// another address) creates nothing: it was that account's.
 func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64, handle []byte, now time.Time) (u *User, created bool, err error) {
 	d.queries.add("ConsumeSignUpLink")
 	tx, err := d.write.BeginTx(ctx, nil)
@@ -135,7 +141,8 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 	defer tx.Rollback()
 
 	u, err = scanUser(tx.QueryRowContext(ctx, `INSERT INTO users (handle, email, created_at, link_used_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
+		SELECT ?1, ?2, ?3, ?4 WHERE NOT `+releasedSince+`
+		ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
 		handle, email, now.UnixMilli(), issuedAt))
 	switch {
 	case err == nil:
@@ -279,11 +286,14 @@ func (d *DB) RevocationsSince(ctx context.Context, since int64) ([]Revocation, e
 	return out, d.internal("poll revocations", rows.Err())
 }
 
-// PurgeTombstones removes deleted accounts' tombstones deleted before
-// before (Unix ms): by then no token of theirs can be valid.
-func (d *DB) PurgeTombstones(ctx context.Context, before int64) (int64, error) {
+// PurgeTombstones removes tombstones deleted before before (Unix ms), by
+// when no token of theirs can be valid, whose address (if they record one)
+// was given up before releasedBefore (Unix µs), by when no sign-up link
+// issued earlier can still be in time.
+func (d *DB) PurgeTombstones(ctx context.Context, before, releasedBefore int64) (int64, error) {
 	d.queries.add("PurgeTombstones")
-	res, err := d.w.exec(ctx, `DELETE FROM users WHERE deleted_at IS NOT NULL AND deleted_at < ?`, before)
+	res, err := d.w.exec(ctx, `DELETE FROM users WHERE deleted_at IS NOT NULL AND deleted_at < ?
+		AND (released_email IS NULL OR released_at < ?)`, before, releasedBefore)
 	if err != nil {
 		return 0, d.internal("purge tombstones", err)
 	}
@@ -340,6 +350,13 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 		err = d.r.queryRow(ctx, `SELECT link_used_at, email_signin FROM users
 			WHERE email = ? AND deleted_at IS NULL`, email).Scan(&usedAt, &enabled)
 		if errors.Is(err, sql.ErrNoRows) {
+			var released bool
+			if err := d.r.queryRow(ctx, `SELECT `+releasedSince, nil, email, nil, issuedAt).Scan(&released); err != nil {
+				return false, d.internal("check link", err)
+			}
+			if released {
+				return false, errLinkGone
+			}
 			return true, nil
 		}
 	}
@@ -385,6 +402,13 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 	case err != nil:
 		return nil, time.Time{}, d.internal("change email", err)
 	}
+	// A tombstone remembers that the old address was given up now (see
+	// released_email): an older sign-up link to it stays void. Its random
+	// handle is never any account's.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO users (handle, email, created_at, deleted_at, released_email, released_at)
+		VALUES (randomblob(16), NULL, ?1, ?1, ?2, ?3)`, t.UnixMilli(), oldEmail, t.UnixMicro()); err != nil {
+		return nil, time.Time{}, d.internal("record released email", err)
+	}
 	return u, t, d.internal("commit change email", tx.Commit())
 }
 
@@ -419,7 +443,7 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now Now) (time.Time,
 		return time.Time{}, d.internal("delete credentials", err)
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE users SET email = NULL, deleted_at = ?1, tokens_valid_after = ?1,
-			revoked_sessions = '', revoked_at = ?1, link_used_at = ?3
+			revoked_sessions = '', revoked_at = ?1, link_used_at = ?3, released_email = email, released_at = ?3
 		WHERE handle = ?2 AND deleted_at IS NULL`, ms, handle, us)
 	if err != nil {
 		return time.Time{}, d.internal("delete user", err)

@@ -376,3 +376,44 @@ func TestAnEmailChangeLinkWorksOnce(t *testing.T) {
 	expectStatus(t, b.Post("/account/email/confirm", url.Values{"token": {first}}), http.StatusGone)
 	expectPage(t, b.Get("/account"), http.StatusOK, "ann@example.com")
 }
+
+// TestUsedSignUpLinkStaysUsedWhenTheAddressMovesOn: a sign-up link that
+// created an account cannot create another for its address, still in time,
+// once that account is deleted or changes its address: the page and the
+// button both say it was used. A new link for the address works.
+func TestUsedSignUpLinkStaysUsedWhenTheAddressMovesOn(t *testing.T) {
+	for _, leave := range []string{"deleted", "moved"} {
+		t.Run(leave, func(t *testing.T) {
+			clock := testkit.NewClock()
+			// Links outlive access tokens here, so the tombstone is kept
+			// for the link alone once the tokens it voids have expired.
+			a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, Env: map[string]string{"LINK_TTL": "20m"}})
+			email := leave + "@example.com"
+			b := a.Browser(t)
+			tok := requestLink(t, a, b, email)
+			expectPage(t, b.Get("/signin/link?token="+tok), http.StatusOK, "Create your account")
+			expectStatus(t, b.Post("/signin/link", url.Values{"token": {tok}}), http.StatusSeeOther)
+
+			switch leave {
+			case "deleted":
+				expectStatus(t, b.Post("/account/delete", url.Values{"confirm": {email}}), http.StatusOK)
+			case "moved":
+				expectStatus(t, b.Post("/account/email", url.Values{"email": {"elsewhere@example.com"}}), http.StatusOK)
+				change := emailLink(t, a, "elsewhere@example.com", 0, "/account/email/confirm")
+				expectPage(t, b.Post("/account/email/confirm", url.Values{"token": {change}}), http.StatusOK, "now elsewhere@example.com")
+			}
+			// Past the access tokens' life, the link still in time; let the
+			// poller purge what it may.
+			clock.Advance(12 * time.Minute)
+			time.Sleep(400 * time.Millisecond)
+
+			holder := a.Browser(t) // whoever kept the used link
+			expectPage(t, holder.Get("/signin/link?token="+tok), http.StatusGone, "already been used")
+			expectPage(t, holder.Post("/signin/link", url.Values{"token": {tok}}), http.StatusGone, "already been used")
+			if signedIn(t, holder) {
+				t.Fatal("the used sign-up link signed someone in again")
+			}
+			signIn(t, a, a.Browser(t), email) // a new link (the email limit's window has passed)
+		})
+	}
+}
