@@ -153,8 +153,8 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 	now := time.Now()
 	far := now.Add(time.Hour).UnixMilli()
 	for i := range MaxRevokedSessions {
-		if err := d.EndSession(ctx, handle, "sid"+string(rune('A'+i%26))+string(rune('a'+i/26)), far, func() time.Time { return now }); err != nil {
-			t.Fatal(err)
+		if all, err := d.EndSession(ctx, handle, "sid"+string(rune('A'+i%26))+string(rune('a'+i/26)), far, func() time.Time { return now }); err != nil || !all.IsZero() {
+			t.Fatalf("ending session %d: ended all at %v, %v", i, all, err)
 		}
 	}
 	u, _ := d.UserByHandle(ctx, handle)
@@ -162,8 +162,8 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 		t.Fatalf("%d sessions, stamp %d", len(u.RevokedSessions), u.TokensValidAfter)
 	}
 	// One more: the list would overflow, so every session ends instead.
-	if err := d.EndSession(ctx, handle, "overflow", far, func() time.Time { return now }); err != nil {
-		t.Fatal(err)
+	if all, err := d.EndSession(ctx, handle, "overflow", far, func() time.Time { return now }); err != nil || all.UnixMilli() != now.UnixMilli() {
+		t.Fatalf("overflow: ended all at %v (want %v), %v", all, now, err)
 	}
 	u, _ = d.UserByHandle(ctx, handle)
 	if len(u.RevokedSessions) != 0 || u.TokensValidAfter != now.UnixMilli() {

@@ -173,22 +173,23 @@ type Now func() time.Time
 // EndSession records that the session sid of the user has signed out, until
 // expires (Unix ms), after which no token of it can be valid anyway. Entries
 // that have run out are dropped; if the list would still exceed
-// MaxRevokedSessions, all the user's sessions are ended instead.
-func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires int64, now Now) error {
+// MaxRevokedSessions, all the user's sessions are ended instead, and
+// endedAll is that stamp (as from EndAllSessions); otherwise it is zero.
+func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires int64, now Now) (endedAll time.Time, err error) {
 	d.queries.add("EndSession")
 	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
-		return d.internal("begin end session", err)
+		return time.Time{}, d.internal("begin end session", err)
 	}
 	defer tx.Rollback()
 
 	var revoked string
 	err = tx.QueryRowContext(ctx, `SELECT revoked_sessions FROM users WHERE handle = ? AND deleted_at IS NULL`, handle).Scan(&revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil // the account is gone, and with it every session
+		return time.Time{}, nil // the account is gone, and with it every session
 	}
 	if err != nil {
-		return d.internal("read revoked sessions", err)
+		return time.Time{}, d.internal("read revoked sessions", err)
 	}
 	nowMs := now().UnixMilli()
 	kept := make([]RevokedSession, 0, MaxRevokedSessions)
@@ -199,6 +200,7 @@ func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires 
 	}
 	kept = append(kept, RevokedSession{SID: sid, Expires: expires})
 	if len(kept) > MaxRevokedSessions {
+		endedAll = time.UnixMilli(nowMs)
 		_, err = tx.ExecContext(ctx, `UPDATE users SET tokens_valid_after = ?1, revoked_sessions = '', revoked_at = ?1
 			WHERE handle = ?2`, nowMs, handle)
 	} else {
@@ -206,9 +208,12 @@ func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires 
 			formatRevokedSessions(kept), nowMs, handle)
 	}
 	if err != nil {
-		return d.internal("end session", err)
+		return time.Time{}, d.internal("end session", err)
 	}
-	return d.internal("commit end session", tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return time.Time{}, d.internal("commit end session", err)
+	}
+	return endedAll, nil
 }
 
 // EndAllSessions voids every token the user holds anywhere and returns the

@@ -16,10 +16,16 @@ func (h *Handler) signOut(c echo.Context) error {
 		// No refresh token of this session outlives both its absolute
 		// limit and an idle period from now.
 		expires := min(timeUnix(s.AuthTime).Add(h.cfg.MaxTTL).UnixMilli(), now.Add(h.cfg.IdleTTL).UnixMilli())
-		if err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, h.clock.Now); err != nil {
+		endedAll, err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, h.clock.Now)
+		if err != nil {
 			return err
 		}
 		h.revocations.RevokeSession(s.Subject, s.SID)
+		if !endedAll.IsZero() {
+			// Too many signed-out sessions to list: every session ended,
+			// here at once as on other instances within a poll.
+			h.revocations.RevokeUser(s.Subject, endedAll.UnixMilli())
+		}
 	}
 	h.clearSessionCookies(c)
 	return c.Redirect(http.StatusSeeOther, "/")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -295,5 +296,27 @@ func TestARevokedSessionCannotBeRefreshedAnywhere(t *testing.T) {
 			// The same person signing in again is fine.
 			signIn(t, later, later.Browser(t), "vera@example.com")
 		})
+	}
+}
+
+// TestSignOutOverflowEndsEverySessionHereAtOnce: once an account has more
+// signed-out sessions than the list holds, the next sign-out ends every
+// session instead, and on the instance that did it, at once (no poll).
+func TestSignOutOverflowEndsEverySessionHereAtOnce(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{PollInterval: time.Hour,
+		Env: map[string]string{"RATE_LIMIT_SIGNIN": "10000/1m"}})
+	keeper := a.Browser(t)
+	signIn(t, a, keeper, "busy@example.com")
+	pk := addPasskey(t, a, keeper)
+	for i := range db.MaxRevokedSessions + 1 {
+		if i == db.MaxRevokedSessions && !signedIn(t, keeper) {
+			t.Fatal("the other session ended before the list was full")
+		}
+		b := a.Browser(t)
+		expectStatus(t, passkeySignIn(t, b, pk), http.StatusOK)
+		expectStatus(t, b.Post("/signout", nil), http.StatusSeeOther)
+	}
+	if signedIn(t, keeper) {
+		t.Error("after the sign-out that overflowed the list, another session of the account is still signed in on this instance")
 	}
 }
