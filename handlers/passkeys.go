@@ -78,6 +78,11 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if cer.Kind == auth.CeremonyReauth && sessionOf(c) == nil {
+		// A step-up whose session ended meanwhile (signed out in another
+		// tab): say so, and where to sign in again.
+		return errSignedOut
+	}
 	remembered := h.db.RemembersSignInCredential(parsed.RawID)
 	owner, err := h.verifyPasskeySignIn(c, cer, parsed)
 	if err != nil && remembered && !errors.Is(err, db.ErrPasskeyReplay) {

@@ -659,10 +659,20 @@ func TestCeremoniesAreBoundToTheirPurposeAndAccount(t *testing.T) {
 	// as Alice by it.
 	begin := alice.PostJSON("/signin/passkey/begin?for=reauth", nil)
 	expectStatus(t, begin, http.StatusOK)
-	for name, who := range map[string]*testkit.Browser{"signed out": a.Browser(t), "another account": bob} {
-		who.SetCookie("__Host-ceremony", alice.Cookie("__Host-ceremony"))
-		r := who.PostJSON("/signin/passkey/finish", pk.Assert(t, begin.Body))
-		expectJSONError(t, r, http.StatusForbidden)
+	for name, tc := range map[string]struct {
+		who    *testkit.Browser
+		status int
+		says   string
+	}{
+		"signed out":      {a.Browser(t), http.StatusUnauthorized, "signed out"},
+		"another account": {bob, http.StatusForbidden, "belongs to another account"},
+	} {
+		tc.who.SetCookie("__Host-ceremony", alice.Cookie("__Host-ceremony"))
+		r := tc.who.PostJSON("/signin/passkey/finish", pk.Assert(t, begin.Body))
+		expectJSONError(t, r, tc.status)
+		if msg := jsonField(t, r, "message"); !strings.Contains(msg, tc.says) {
+			t.Errorf("%s: the step-up says %q, want it to say %q", name, msg, tc.says)
+		}
 		if c := setCookieHeader(r, "__Host-at"); c != "" {
 			t.Errorf("%s: a step-up ceremony of another account set a session: %s", name, c)
 		}
