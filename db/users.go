@@ -418,14 +418,22 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 }
 
 // CheckEmailChange reports, without consuming anything, whether an
-// email-change link could still be used.
-func (d *DB) CheckEmailChange(ctx context.Context, handle []byte, oldEmail string, issuedAt int64) error {
+// email-change link from oldEmail to newEmail could still be used.
+func (d *DB) CheckEmailChange(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64) error {
 	d.queries.add("CheckEmailChange")
-	var usedAt int64
-	err := d.r.queryRow(ctx, `SELECT link_used_at FROM users WHERE handle = ? AND email = ? AND deleted_at IS NULL`,
-		handle, oldEmail).Scan(&usedAt)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && usedAt >= issuedAt) {
+	var (
+		usedAt int64
+		taken  bool
+	)
+	err := d.r.queryRow(ctx, `SELECT link_used_at, EXISTS (SELECT 1 FROM users WHERE email = ?3)
+		FROM users WHERE handle = ?1 AND email = ?2 AND deleted_at IS NULL`,
+		handle, oldEmail, newEmail).Scan(&usedAt, &taken)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) || (err == nil && usedAt >= issuedAt):
 		return errLinkGone
+	case err == nil && taken:
+		// Taken since the link was sent: said now, as confirming would.
+		return ErrEmailTaken
 	}
 	return d.internal("check email change", err)
 }

@@ -83,7 +83,7 @@ func (h *Handler) emailChangePage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.db.CheckEmailChange(c.Request().Context(), l.Handle, l.Next, l.IssuedAt.UnixMicro()); err != nil {
+	if err := h.db.CheckEmailChange(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro()); err != nil {
 		return err
 	}
 	return h.render(c, http.StatusOK, views.LinkConfirm(h.page(c, "Confirm your new email address"), views.LinkConfirmView{
@@ -117,13 +117,23 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 		"Every device that was signed in has been signed out.")
 
 	s := sessionOf(c)
-	if s == nil || s.Subject != sub {
+	if s == nil {
 		h.clearSessionCookies(c)
 		return h.render(c, http.StatusOK, views.Message(h.page(c, "Email address changed"), views.MessageView{
 			Title:       "Your email address is now " + u.Email,
 			Body:        "Every device that was signed in has been signed out. Sign in again to continue.",
 			ActionHref:  "/signin",
 			ActionLabel: "Sign in",
+		}))
+	}
+	if s.Subject != sub {
+		// Confirmed in a browser signed in to another account: that
+		// session has nothing to do with the change and stays.
+		return h.render(c, http.StatusOK, views.Message(h.page(c, "Email address changed"), views.MessageView{
+			Title:       "The account's email address is now " + u.Email,
+			Body:        "Every device that was signed in to that account has been signed out. This browser is signed in to another account, and stays signed in.",
+			ActionHref:  "/account",
+			ActionLabel: "Your account",
 		}))
 	}
 	// The same person, in the same browser: a new session with the same

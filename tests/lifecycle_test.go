@@ -96,6 +96,26 @@ func TestChangeEmailConfirmedElsewhereAsksToSignIn(t *testing.T) {
 	}
 }
 
+// TestChangeEmailConfirmedInAnotherAccountsBrowser: a browser signed in to
+// another account confirms the link; that account's session is untouched.
+func TestChangeEmailConfirmedInAnotherAccountsBrowser(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	owner, other := a.Browser(t), a.Browser(t)
+	signIn(t, a, owner, "quin@example.com")
+	signIn(t, a, other, "rae@example.com")
+	expectStatus(t, owner.Post("/account/email", url.Values{"email": {"quin2@example.com"}}), http.StatusOK)
+	r := other.Post("/account/email/confirm", url.Values{"token": {emailLink(t, a, "quin2@example.com", 0, "/account/email/confirm")}})
+	expectPage(t, r, http.StatusOK, "email address is now quin2@example.com", "stays signed in")
+	if strings.Contains(r.Body, "Every device that was signed in has been signed out") {
+		t.Error("the page tells another account's browser that it was signed out")
+	}
+	time.Sleep(300 * time.Millisecond)
+	expectPage(t, other.Get("/account"), http.StatusOK, "rae@example.com")
+	if signedIn(t, owner) {
+		t.Error("the changed account's own browser is still signed in with pre-change tokens")
+	}
+}
+
 func TestChangeEmailToATakenAddressLooksTheSame(t *testing.T) {
 	a := testkit.StartApp(t, testkit.AppOptions{})
 	b := a.Browser(t)
@@ -160,6 +180,19 @@ func TestEmailChangeRaces(t *testing.T) {
 	codes = confirmAtOnce(t, a, []string{linkToken(t, mails[0]), linkToken(t, mails[1])})
 	if codes[http.StatusOK] != 1 || codes[http.StatusConflict] != 1 {
 		t.Errorf("two accounts to one address: %v, want one 200 and one 409", codes)
+	}
+	// Opened again, the winner's link is used up and the loser's says at
+	// once that the address is taken, before any click.
+	opened := map[int]int{}
+	for _, m := range mails {
+		r := a.Browser(t).Get("/account/email/confirm?token=" + linkToken(t, m))
+		opened[r.StatusCode]++
+		if r.StatusCode == http.StatusConflict && !strings.Contains(r.Body, "belongs to another account") {
+			t.Errorf("the losing link's page does not say why:\n%s", clip(r.Body))
+		}
+	}
+	if opened[http.StatusGone] != 1 || opened[http.StatusConflict] != 1 {
+		t.Errorf("opening both links again: %v, want one 410 and one 409", opened)
 	}
 	// both@ is one account now; of one@ and two@, exactly one moved away.
 	if accountsOf(t, a, "both@example.com") != 1 || accountsOf(t, a, "one@example.com", "two@example.com") != 1 {
