@@ -18,8 +18,9 @@ var getHead = []string{http.MethodGet, http.MethodHead}
 // Register registers every route and the middleware around them.
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.HTTPErrorHandler
-	e.Pre(refuseTrace)
-	e.Use(h.logRequests, h.recoverPanics, h.securityHeaders)
+	// (refuseTrace after the headers and the log: a refused TRACE is
+	// logged and carries the same security headers as any answer.)
+	e.Use(h.logRequests, h.recoverPanics, h.securityHeaders, refuseTrace)
 
 	// Assets and machine endpoints: no session, cacheable.
 	e.Match(getHead, "/static/:file", serveStatic)

@@ -17,9 +17,13 @@ const wantCSP = "default-src 'self'; script-src 'self'; object-src 'none'; base-
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	a := testkit.StartApp(t, testkit.AppOptions{})
 	b := a.Browser(t)
+	trace := func(path string) *testkit.Response {
+		req, _ := http.NewRequest(http.MethodTrace, a.URL+path, nil)
+		return b.Do(req)
+	}
 	for _, r := range []*testkit.Response{
 		b.Get("/"), b.Get("/signin"), b.Get("/no/such/page"), b.Get("/signin/link?token=x"),
-		b.Post("/signin/email", url.Values{"email": {"x"}}),
+		b.Post("/signin/email", url.Values{"email": {"x"}}), trace("/account"), trace("/no/such/page"),
 	} {
 		for h, want := range map[string]string{
 			"Content-Security-Policy":      wantCSP,
