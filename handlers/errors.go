@@ -137,6 +137,12 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 	v := views.ErrorView{Status: status, Title: titles[code], Message: message}
 	v.ActionHref, v.ActionLabel = errorAction(c, code)
 	if err := h.render(c, status, views.Error(h.page(c, v.Title), v)); err != nil {
+		if c.Request().Context().Err() != nil {
+			// The client went away (say, in the middle of its body) while
+			// its error page was made: nobody is left to read it.
+			h.log.Debug("client gone before its error page", "method", c.Request().Method, "path", c.Request().URL.Path)
+			return
+		}
 		h.log.Error("rendering error page", "err", err)
 		c.Response().WriteHeader(status)
 	}

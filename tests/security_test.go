@@ -1,11 +1,16 @@
 package tests
 
 import (
+	"bytes"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -241,4 +246,44 @@ func TestTrustedProxiesDecideTheClientAddress(t *testing.T) {
 	if c := try("not-an-ip"); c != http.StatusBadRequest {
 		t.Errorf("garbage XFF: %d", c)
 	}
+}
+
+// TestAClientThatHangsUpIsNoError: a client that sends half a body and
+// hangs up is nobody's error: the app logs no error line for it (anyone
+// could fill the operator's error log that way) and keeps serving.
+func TestAClientThatHangsUpIsNoError(t *testing.T) {
+	var log lockedBuffer
+	a := testkit.StartApp(t, testkit.AppOptions{Log: &log})
+	for _, path := range []string{"/signin/email", "/signin/link", "/account/email/confirm", "/signin/passkey/finish"} {
+		conn, err := net.Dial("tcp", a.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=x", path, strings.TrimPrefix(a.URL, "http://"))
+		time.Sleep(50 * time.Millisecond)
+		conn.Close()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(log.String(), "level=ERROR") {
+		t.Errorf("clients hanging up were logged as errors:\n%s", log.String())
+	}
+	expectStatus(t, a.Browser(t).Get("/signin"), http.StatusOK)
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

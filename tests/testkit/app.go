@@ -63,6 +63,9 @@ type AppOptions struct {
 	// Listener, if set, is where the app serves (so a test can restart an
 	// instance on the same port).
 	Listener net.Listener
+	// Log, if set, also receives the app's warnings and errors (each line
+	// written at once; it must be safe for concurrent use).
+	Log io.Writer
 }
 
 // App is the real Latchkey running on httptest.
@@ -129,7 +132,7 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 		tb.Fatal(err)
 	}
 	opts := app.Options{
-		Logger:       slog.New(slog.NewTextHandler(testLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelError})),
+		Logger:       slog.New(slog.NewTextHandler(testLogWriter{tb, o.Log}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		PollInterval: o.PollInterval,
 		MailLog:      o.MailLog,
 	}
@@ -165,11 +168,17 @@ func (a *App) Stop() {
 func (a *App) Browser(tb testing.TB) *Browser { return NewBrowser(tb, a.URL) }
 
 // testLogWriter sends the app's warnings and errors to the test log, while
-// the test runs.
-type testLogWriter struct{ tb testing.TB }
+// the test runs, and to also if set.
+type testLogWriter struct {
+	tb   testing.TB
+	also io.Writer
+}
 
 func (w testLogWriter) Write(p []byte) (int, error) {
 	w.tb.Helper()
+	if w.also != nil {
+		w.also.Write(p)
+	}
 	defer func() { recover() }() // a log line after the test ended is dropped
 	w.tb.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
