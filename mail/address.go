@@ -29,7 +29,7 @@ const (
 // here is one that every SMTP server and mail client handles the same way,
 // and nothing in it can break out of a header.
 func NormalizeAddress(s string) (string, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = asciiLower(strings.TrimSpace(s))
 	switch {
 	case s == "":
 		return "", errs.E(errs.Invalid, msgAddressEmpty)
@@ -43,6 +43,18 @@ func NormalizeAddress(s string) (string, error) {
 		return "", errs.E(errs.Invalid, msgAddressInvalid)
 	}
 	return s, nil
+}
+
+// asciiLower lowercases A to Z only. strings.ToLower would also fold some
+// non-ASCII letters into ASCII ones ("İ" to "i", the Kelvin sign to "k"),
+// turning an address that should be refused into someone else's.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 func validLocalPart(s string) bool {

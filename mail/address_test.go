@@ -26,6 +26,7 @@ func TestNormalizeAddress(t *testing.T) {
 		".alice@example.com", "alice.@example.com", "al..ice@example.com", "alice@-example.com",
 		"alice@example-.com", "alice@exa_mple.com", "alice@127.0.0.1", "alice@[127.0.0.1]",
 		"ålice@example.com", "alice@exämple.com", strings.Repeat("a", 65) + "@example.com",
+		"\u0130x@example.com", "\u212ate@example.com", "x@example.\u212aom", // would fold into ASCII: İ, the Kelvin sign
 		strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 63) + ".com",
 	} {
 		if got, err := NormalizeAddress(bad); err == nil {
