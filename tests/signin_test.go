@@ -49,6 +49,17 @@ func TestSignInPageIsAccessibleAndSelfContained(t *testing.T) {
 	}
 	css := a.Browser(t).Get(regexp.MustCompile(`/static/app\.css\?v=[0-9a-f]+`).FindString(r.Body))
 	expectStatus(t, css, http.StatusOK)
+	if ct := css.Header.Get("Content-Type"); ct != "text/css; charset=utf-8" {
+		t.Errorf("stylesheet Content-Type %q", ct)
+	}
+	// Whole, whatever range or condition is asked: nothing to revalidate.
+	for h, v := range map[string]string{"Range": "bytes=999999-", "If-Match": `"x"`, "If-None-Match": "*"} {
+		req, _ := http.NewRequest(http.MethodGet, a.URL+"/static/app.css", nil)
+		req.Header.Set(h, v)
+		if r := a.Browser(t).Do(req); r.StatusCode != http.StatusOK || r.Body != css.Body {
+			t.Errorf("the stylesheet with %s: %s → %d, %d bytes", h, v, r.StatusCode, len(r.Body))
+		}
+	}
 	for _, want := range []string{"prefers-color-scheme: dark", "max-width: 380px"} {
 		if !strings.Contains(css.Body, want) {
 			t.Errorf("stylesheet lacks %q", want)
