@@ -167,15 +167,18 @@ func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
 		return d.internal("add credential", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		// Either the account is gone or it is full; only the refusal
-		// pays for telling them apart.
-		var live bool
-		err := d.r.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL)`, c.UserID).Scan(&live)
+		// The account is gone, or full (and the passkey may be one of its
+		// own, sent twice); only the refusal pays for telling them apart.
+		var live, taken bool
+		err := d.r.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL),
+			EXISTS (SELECT 1 FROM credentials WHERE credential_id = ?)`, c.UserID, c.CredentialID).Scan(&live, &taken)
 		switch {
 		case err != nil:
 			return d.internal("add credential: account", err)
 		case !live:
 			return errs.E(errs.Gone, "This account no longer exists.")
+		case taken:
+			return errPasskeyTaken
 		}
 		return ErrTooManyPasskeys
 	}

@@ -3,6 +3,7 @@ package db
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -391,6 +392,12 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 	if err != nil || len(creds) != MaxCredentials {
 		t.Fatalf("the account has %d passkeys (%v), want %d", len(creds), err, MaxCredentials)
 	}
+	// One of its own passkeys sent again (a retried request) is told apart
+	// from a new one: it is registered, not refused for want of room.
+	again := &Credential{UserID: u.ID, CredentialID: creds[len(creds)-1].CredentialID, PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()}
+	if err := d.AddCredential(ctx, again); !errors.Is(err, errPasskeyTaken) {
+		t.Errorf("a registered passkey sent again to a full account: %v, want errPasskeyTaken", err)
+	}
 
 	if _, err := d.DeleteCredential(ctx, u.ID, creds[0].ID); err != nil {
 		t.Fatal(err)
@@ -485,40 +492,116 @@ func TestPurgeTombstones(t *testing.T) {
 
 // TestSignUpLinkDiesWithItsAddress: a sign-up link used to create an
 // account cannot create another once that account is deleted or moves to
-// another address, while the link is still in time; one issued after the
-// address was given up can.
+// another address, while the link is still in time, even when the instance
+// that issued it had a clock ahead of the one that released the address;
+// one issued after the address was given up can.
 func TestSignUpLinkDiesWithItsAddress(t *testing.T) {
 	d := MustOpen(t)
 	for _, leave := range []string{"deleted", "moved"} {
-		t.Run(leave, func(t *testing.T) {
-			email := leave + "@example.com"
-			issued := time.Now().UnixMicro()
-			u, created, err := d.ConsumeSignUpLink(ctx, email, issued, fmt.Appendf(nil, "%-16s", leave), time.Now())
-			if err != nil || !created {
-				t.Fatalf("sign-up: %v, created %v", err, created)
-			}
-			switch leave {
-			case "deleted":
-				_, err = d.DeleteUser(ctx, u.Handle, time.Now)
-			case "moved":
-				_, _, err = d.ChangeEmail(ctx, u.Handle, email, "elsewhere@example.com", issued+1, time.Now)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.CheckLink(ctx, nil, email, issued); !errors.Is(err, errLinkGone) {
-				t.Errorf("checking the used link again: %v, want it gone", err)
-			}
-			if _, _, err := d.ConsumeSignUpLink(ctx, email, issued, []byte("again-handle-016"), time.Now()); !errors.Is(err, errLinkGone) {
-				t.Fatalf("the used sign-up link again: %v, want it gone", err)
-			}
-			later := time.Now().UnixMicro() + 1
-			if newAccount, err := d.CheckLink(ctx, nil, email, later); err != nil || !newAccount {
-				t.Errorf("a newer sign-up link: new account %v, %v", newAccount, err)
-			}
-			if _, created, err := d.ConsumeSignUpLink(ctx, email, later, fmt.Appendf(nil, "%-16s", leave+"2"), time.Now()); err != nil || !created {
-				t.Errorf("a newer sign-up link: %v, created %v", err, created)
-			}
-		})
+		for _, skew := range []time.Duration{0, 5 * time.Second} {
+			t.Run(fmt.Sprintf("%s, issuer %v ahead", leave, skew), func(t *testing.T) {
+				email := fmt.Sprintf("%s%d@example.com", leave, skew/time.Second)
+				issued := time.Now().Add(skew).UnixMicro()
+				u, created, err := d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now())
+				if err != nil || !created {
+					t.Fatalf("sign-up: %v, created %v", err, created)
+				}
+				switch leave {
+				case "deleted":
+					_, err = d.DeleteUser(ctx, u.Handle, time.Now)
+				case "moved":
+					_, _, err = d.ChangeEmail(ctx, u.Handle, email, "elsewhere"+email, issued+1, time.Now)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := d.CheckLink(ctx, nil, email, issued); !errors.Is(err, errLinkGone) {
+					t.Errorf("checking the used link again: %v, want it gone", err)
+				}
+				if _, _, err := d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+					t.Fatalf("the used sign-up link again: %v, want it gone", err)
+				}
+				later := time.Now().Add(skew).UnixMicro() + 10
+				if newAccount, err := d.CheckLink(ctx, nil, email, later); err != nil || !newAccount {
+					t.Errorf("a newer sign-up link: new account %v, %v", newAccount, err)
+				}
+				if _, created, err := d.ConsumeSignUpLink(ctx, email, later, newHandle(), time.Now()); err != nil || !created {
+					t.Errorf("a newer sign-up link: %v, created %v", err, created)
+				}
+			})
+		}
 	}
+}
+
+// TestUsedSignUpLinkCannotSignInToTheNextHolder: a sign-up link that
+// created an account which then gave the address up cannot sign in to
+// whichever account takes the address next, nor can a link issued in the
+// very microsecond the address was given up.
+func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
+	d := MustOpen(t)
+	base := time.Now().Add(-time.Second).UnixMicro()
+	y, _, err := d.ConsumeSignUpLink(ctx, "y@example.com", base-10, newHandle(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Y asks to move to a@ (its confirmation link issued at base); then a
+	// sign-up link for a@ creates X, and X is deleted.
+	x, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", base+1, newHandle(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.DeleteUser(ctx, x.Handle, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	// Y's instance has a clock behind the others: what it records for the
+	// change is older than X's link.
+	behind := func() time.Time { return time.UnixMicro(base).Add(-5 * time.Second) }
+	if _, _, err := d.ChangeEmail(ctx, y.Handle, "y@example.com", "a@example.com", base, behind); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CheckLink(ctx, nil, "a@example.com", base+1); !errors.Is(err, errLinkGone) {
+		t.Errorf("checking X's used sign-up link with Y at the address: %v, want it gone", err)
+	}
+	if u, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", base+1, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+		t.Errorf("X's used sign-up link with Y at the address: %+v, %v; want it gone", u, err)
+	}
+
+	// A link issued in the microsecond of the deletion is refused too.
+	z, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", 5, newHandle(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletedAt, err := d.DeleteUser(ctx, z.Handle, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", deletedAt.UnixMicro(), newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+		t.Errorf("a sign-up link issued in the microsecond of the deletion: %v, want it gone", err)
+	}
+	if _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", deletedAt.UnixMicro()+1, newHandle(), time.Now()); err != nil {
+		t.Errorf("a sign-up link issued a microsecond after the deletion: %v", err)
+	}
+
+	// An email change voids every link issued before it, not only those
+	// before its confirmation link: a sign-up link to the new address sent
+	// in between does not sign in to the account that moved there.
+	w, _, err := d.ConsumeSignUpLink(ctx, "w@example.com", 5, newHandle(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	requested := time.Now().UnixMicro()
+	between := requested + 1
+	if _, _, err := d.ChangeEmail(ctx, w.Handle, "w@example.com", "b@example.com", requested, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.ConsumeSignUpLink(ctx, "b@example.com", between, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+		t.Errorf("a sign-up link sent between the change's request and its confirmation: %v, want it gone", err)
+	}
+}
+
+// newHandle returns a fresh random user handle.
+func newHandle() []byte {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return b
 }

@@ -122,9 +122,13 @@ func (d *DB) ConsumeSignInLink(ctx context.Context, handle []byte, email string,
 	return u, nil
 }
 
-// releasedSince is true when an account gave up the address ?2 at or
-// after ?4 (Unix µs): a sign-up link issued before then is void.
-const releasedSince = `EXISTS (SELECT 1 FROM users WHERE released_email = ?2 AND released_at >= ?4)`
+// releasedSince is an SQL condition, true when an account gave up the
+// address (the parameter email) at or after the time (the parameter
+// issued, Unix µs): a sign-up link issued before then is void, whoever
+// holds the address now.
+func releasedSince(email, issued string) string {
+	return `EXISTS (SELECT 1 FROM users WHERE released_email = ` + email + ` AND released_at >= ` + issued + `)`
+}
 
 // ConsumeSignUpLink creates the account for email from a sign-up link issued
 // at issuedAt, or, if an account with that email exists by now (the link was
@@ -141,7 +145,7 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 	defer tx.Rollback()
 
 	u, err = scanUser(tx.QueryRowContext(ctx, `INSERT INTO users (handle, email, created_at, link_used_at)
-		SELECT ?1, ?2, ?3, ?4 WHERE NOT `+releasedSince+`
+		SELECT ?1, ?2, ?3, ?4 WHERE NOT `+releasedSince("?2", "?4")+`
 		ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
 		handle, email, now.UnixMilli(), issuedAt))
 	switch {
@@ -150,6 +154,7 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 	case errors.Is(err, sql.ErrNoRows):
 		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET link_used_at = ?1
 			WHERE email = ?2 AND deleted_at IS NULL AND email_signin = 1 AND link_used_at < ?1
+				AND NOT `+releasedSince("?2", "?1")+`
 			RETURNING `+userColumns, issuedAt, email))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, false, errLinkGone
@@ -352,18 +357,24 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 		err = d.r.queryRow(ctx, `SELECT link_used_at, email_signin FROM users
 			WHERE handle = ? AND email = ? AND deleted_at IS NULL`, handle, email).Scan(&usedAt, &enabled)
 	} else {
-		err = d.r.queryRow(ctx, `SELECT link_used_at, email_signin FROM users
-			WHERE email = ? AND deleted_at IS NULL`, email).Scan(&usedAt, &enabled)
-		if errors.Is(err, sql.ErrNoRows) {
-			var released bool
-			if err := d.r.queryRow(ctx, `SELECT `+releasedSince, nil, email, nil, issuedAt).Scan(&released); err != nil {
-				return false, d.internal("check link", err)
-			}
-			if released {
-				return false, errLinkGone
-			}
-			return true, nil
+		// One row whether or not an account has the address.
+		var (
+			released bool
+			used     sql.NullInt64
+			on       sql.NullBool
+		)
+		err = d.r.queryRow(ctx, `SELECT `+releasedSince("?1", "?2")+`, u.link_used_at, u.email_signin
+			FROM (SELECT 1) LEFT JOIN users u ON u.email = ?1 AND u.deleted_at IS NULL`,
+			email, issuedAt).Scan(&released, &used, &on)
+		switch {
+		case err != nil:
+			return false, d.internal("check link", err)
+		case released:
+			return false, errLinkGone
+		case !used.Valid:
+			return true, nil // nobody has the address: the link creates the account
 		}
+		usedAt, enabled = used.Int64, on.Bool
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, errLinkGone
@@ -395,10 +406,14 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 	}
 	defer tx.Rollback()
 	t := now() // under the write lock: see EndAllSessions
-	u, err := scanUser(tx.QueryRowContext(ctx, `UPDATE users SET email = ?1, link_used_at = ?5, tokens_valid_after = ?2,
+	// Every link issued before the change is void, not only those before
+	// its confirmation link; and used is at least every link the account
+	// ever used, whatever another instance's clock said when it issued them.
+	used := max(issuedAt, t.UnixMicro())
+	u, err := scanUser(tx.QueryRowContext(ctx, `UPDATE users SET email = ?1, link_used_at = ?6, tokens_valid_after = ?2,
 			revoked_sessions = '', revoked_at = ?2
 		WHERE handle = ?3 AND email = ?4 AND deleted_at IS NULL AND link_used_at < ?5
-		RETURNING `+userColumns, newEmail, t.UnixMilli(), handle, oldEmail, issuedAt))
+		RETURNING `+userColumns, newEmail, t.UnixMilli(), handle, oldEmail, issuedAt, used))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, time.Time{}, errLinkGone
@@ -407,11 +422,11 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 	case err != nil:
 		return nil, time.Time{}, d.internal("change email", err)
 	}
-	// A tombstone remembers that the old address was given up now (see
+	// A tombstone remembers that the old address was given up (see
 	// released_email): an older sign-up link to it stays void. Its random
 	// handle is never any account's.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users (handle, email, created_at, deleted_at, released_email, released_at)
-		VALUES (randomblob(16), NULL, ?1, ?1, ?2, ?3)`, t.UnixMilli(), oldEmail, t.UnixMicro()); err != nil {
+		VALUES (randomblob(16), NULL, ?1, ?1, ?2, ?3)`, t.UnixMilli(), oldEmail, used); err != nil {
 		return nil, time.Time{}, d.internal("record released email", err)
 	}
 	return u, t, d.internal("commit change email", tx.Commit())
@@ -455,8 +470,11 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now Now) (time.Time,
 	if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE user_id = (SELECT id FROM users WHERE handle = ?)`, handle); err != nil {
 		return time.Time{}, d.internal("delete credentials", err)
 	}
+	// The tombstone keeps the address, released no earlier than any link
+	// the account used (another instance's clock may be ahead of ours).
 	res, err := tx.ExecContext(ctx, `UPDATE users SET email = NULL, deleted_at = ?1, tokens_valid_after = ?1,
-			revoked_sessions = '', revoked_at = ?1, link_used_at = ?3, released_email = email, released_at = ?3
+			revoked_sessions = '', revoked_at = ?1, link_used_at = max(link_used_at, ?3),
+			released_email = email, released_at = max(link_used_at, ?3)
 		WHERE handle = ?2 AND deleted_at IS NULL`, ms, handle, us)
 	if err != nil {
 		return time.Time{}, d.internal("delete user", err)

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"database/sql"
 	"net/http"
 	"net/url"
 	"strings"
@@ -447,6 +448,32 @@ func TestUsedSignUpLinkStaysUsedWhenTheAddressMovesOn(t *testing.T) {
 				t.Fatal("the used sign-up link signed someone in again")
 			}
 			signIn(t, a, a.Browser(t), email) // a new link (the email limit's window has passed)
+
+			// Once every link issued before has expired, the tombstone and
+			// the address it kept are gone.
+			if n := releasedAddresses(t, a); n != 1 {
+				t.Errorf("%d released addresses kept while a link could need one, want 1", n)
+			}
+			clock.Advance(22 * time.Minute)
+			time.Sleep(400 * time.Millisecond)
+			if n := releasedAddresses(t, a); n != 0 {
+				t.Errorf("%d released addresses still kept after every link that needed them expired", n)
+			}
 		})
 	}
+}
+
+// releasedAddresses counts the addresses tombstones keep, read from the
+// app's database file.
+func releasedAddresses(t *testing.T, a *testkit.App) (n int) {
+	t.Helper()
+	conn, err := sql.Open("sqlite", "file:"+a.Config.DatabasePath+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.QueryRow(`SELECT count(*) FROM users WHERE released_email IS NOT NULL`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

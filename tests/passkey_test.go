@@ -715,7 +715,8 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 	expectStatus(t, beginMine, http.StatusOK)
 	expectStatus(t, beginTheirs, http.StatusOK)
 	// …and both finish: the second is refused, and names its passkey.
-	expectStatus(t, b.PostJSON("/account/passkeys/finish", mine.Attest(t, beginMine.Body)), http.StatusOK)
+	ceremony, attestation := b.Cookie("__Host-ceremony"), mine.Attest(t, beginMine.Body)
+	expectStatus(t, b.PostJSON("/account/passkeys/finish", attestation), http.StatusOK)
 	late := other.PostJSON("/account/passkeys/finish", theirs.Attest(t, beginTheirs.Body))
 	expectJSONError(t, late, http.StatusConflict)
 	if msg := jsonField(t, late, "message"); !strings.Contains(msg, "20 passkeys") || !strings.Contains(msg, "Delete one") {
@@ -723,6 +724,15 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 	}
 	if got, want := jsonField(t, late, "credential"), base64.RawURLEncoding.EncodeToString(theirs.Cred.ID); got != want {
 		t.Errorf("the refused registration names credential %q, want %q (the browser should forget it)", got, want)
+	}
+
+	// The winning finish sent again (a retried request): refused as
+	// already registered, without telling the browser to forget it.
+	b.SetCookie("__Host-ceremony", ceremony)
+	again := b.PostJSON("/account/passkeys/finish", attestation)
+	expectJSONError(t, again, http.StatusConflict)
+	if jsonField(t, again, "credential") != "" || !strings.Contains(jsonField(t, again, "message"), "already registered") {
+		t.Errorf("a registered passkey sent again at the limit: %s", clip(again.Body))
 	}
 
 	page := b.Get("/account").Body
