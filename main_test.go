@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -9,28 +8,11 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/tests/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFirstRunNeedsNoConfiguration starts Latchkey the way `go run .` does
 // on a fresh checkout, with nothing configured but a free port: it creates
@@ -47,7 +29,7 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 	env := map[string]string{"LISTEN_ADDR": addr}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stderr) }()
 
@@ -107,7 +89,7 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 }
 
 func TestHelpListsEveryVariable(t *testing.T) {
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out)
 	if err == nil {
 		t.Fatal("-h did not stop the program")
@@ -121,7 +103,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 }
 
 func TestBadConfigurationIsExplained(t *testing.T) {
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	env := map[string]string{"BASE_URL": "http://example.com", "LINK_TTL": "soon", "SECRET_KEYS": "c2hvcnQ=", "MAIL_FROM": "not an address"}
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, &out)
 	if err == nil {

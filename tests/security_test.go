@@ -1,14 +1,12 @@
 package tests
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -252,7 +250,7 @@ func TestTrustedProxiesDecideTheClientAddress(t *testing.T) {
 // hangs up is nobody's error: the app logs no error line for it (anyone
 // could fill the operator's error log that way) and keeps serving.
 func TestAClientThatHangsUpIsNoError(t *testing.T) {
-	var log lockedBuffer
+	var log testkit.SyncBuffer
 	a := testkit.StartApp(t, testkit.AppOptions{Log: &log})
 	for _, path := range []string{"/signin/email", "/signin/link", "/account/email/confirm", "/signin/passkey/finish"} {
 		conn, err := net.Dial("tcp", a.Addr)
@@ -268,22 +266,4 @@ func TestAClientThatHangsUpIsNoError(t *testing.T) {
 		t.Errorf("clients hanging up were logged as errors:\n%s", log.String())
 	}
 	expectStatus(t, a.Browser(t).Get("/signin"), http.StatusOK)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
