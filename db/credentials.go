@@ -86,14 +86,15 @@ func (d *DB) CredentialsOf(ctx context.Context, userID int64) ([]*Credential, er
 // use. Other fields are left empty.
 //
 // A credential read once is kept in memory (see signInCache), so repeated
-// sign-ins with it read nothing; RecordCredentialUse stays the authority.
+// sign-ins with it read nothing (remembered reports that it came from
+// there); RecordCredentialUse stays the authority.
 // The read itself runs on the writer connection, not the read pool: a
 // sign-in reads the row and then updates it, and every write makes the
 // pooled readers drop their page caches and re-read the pages with system
 // calls, which cost more than the query. The writer's cache stays warm.
-func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (*Credential, []byte, error) {
-	if c, handle, ok := d.signIns.get(credentialID); ok {
-		return c, handle, nil
+func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (cred *Credential, owner []byte, remembered bool, err error) {
+	if cred, owner, ok := d.signIns.get(credentialID); ok {
+		return cred, owner, true, nil
 	}
 	d.queries.add("CredentialForSignIn")
 	var (
@@ -101,7 +102,7 @@ func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (*Cre
 		lastUse int64
 		handle  []byte
 	)
-	err := d.w.queryRow(ctx, `SELECT credentials.id, credentials.user_id, credentials.public_key,
+	err = d.w.queryRow(ctx, `SELECT credentials.id, credentials.user_id, credentials.public_key,
 		credentials.attestation_type, credentials.attestation_format, credentials.sign_count,
 		credentials.user_present, credentials.user_verified, credentials.backup_eligible, credentials.backup_state,
 		credentials.last_used_at, users.handle
@@ -110,26 +111,19 @@ func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (*Cre
 		&c.ID, &c.UserID, &c.PublicKey, &c.AttestationType, &c.AttestationFormat, &c.SignCount,
 		&c.UserPresent, &c.UserVerified, &c.BackupEligible, &c.BackupState, &lastUse, &handle)
 	if err != nil {
-		return nil, nil, d.notFound("credential for sign-in", err, "This passkey is not registered here.")
+		return nil, nil, false, d.notFound("credential for sign-in", err, "This passkey is not registered here.")
 	}
 	c.CredentialID = bytes.Clone(credentialID)
 	if lastUse > 0 {
 		c.LastUsedAt = time.UnixMicro(lastUse)
 	}
 	d.signIns.put(&c, handle)
-	return &c, handle, nil
+	return &c, handle, false, nil
 }
 
 // ForgetSignInCredential drops a credential from the sign-in cache, so the
 // next sign-in with it reads the row again (after an assertion failed).
 func (d *DB) ForgetSignInCredential(credentialID []byte) { d.signIns.forget(credentialID) }
-
-// RemembersSignInCredential reports whether the next CredentialForSignIn
-// with this id would answer from memory.
-func (d *DB) RemembersSignInCredential(credentialID []byte) bool {
-	_, _, ok := d.signIns.get(credentialID)
-	return ok
-}
 
 var errPasskeyTaken = errs.E(errs.Conflict, "This passkey is already registered.")
 

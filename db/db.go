@@ -251,12 +251,13 @@ func (d *DB) internal(op string, err error) error {
 	return errs.Wrap(fmt.Errorf("%s: %w", op, err), errs.Internal, "")
 }
 
-// isUniqueViolation reports whether err is a UNIQUE constraint failure.
+// isBusy reports whether err is SQLITE_BUSY (or one of its extended codes).
 func isBusy(err error) bool {
 	se, ok := errors.AsType[*sqlite.Error](err)
 	return ok && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
+// isUniqueViolation reports whether err is a UNIQUE constraint failure.
 func isUniqueViolation(err error) bool {
 	se, ok := errors.AsType[*sqlite.Error](err)
 	return ok && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE

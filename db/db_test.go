@@ -229,9 +229,9 @@ func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
 				t.Fatal(err)
 			}
 			old := addCredential(t, a, alice.ID, []byte("credential-x"), "old key")
-			c, handle, err := a.CredentialForSignIn(ctx, old.CredentialID)
-			if err != nil || string(handle) != "alice-handle-016" {
-				t.Fatalf("first read: %v %q", err, handle)
+			c, handle, remembered, err := a.CredentialForSignIn(ctx, old.CredentialID)
+			if err != nil || string(handle) != "alice-handle-016" || remembered {
+				t.Fatalf("first read: %v %q, from memory %v", err, handle, remembered)
 			}
 			if err := a.RecordCredentialUse(ctx, asUsed(c, handle, 1, 10)); err != nil {
 				t.Fatal(err)
@@ -244,22 +244,22 @@ func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
 			}
 
 			// A still remembers the old passkey (nothing told it)...
-			c, handle, err = a.CredentialForSignIn(ctx, old.CredentialID)
-			if err != nil || string(handle) != "alice-handle-016" || c.ID != old.ID || string(c.PublicKey) != "old key" {
-				t.Fatalf("A forgot the credential on its own: %+v %q %v", c, handle, err)
+			c, handle, remembered, err = a.CredentialForSignIn(ctx, old.CredentialID)
+			if err != nil || string(handle) != "alice-handle-016" || c.ID != old.ID || string(c.PublicKey) != "old key" || !remembered {
+				t.Fatalf("A forgot the credential on its own: %+v %q %v, from memory %v", c, handle, err, remembered)
 			}
 			// ...but using it finds no such passkey, and changes nothing.
 			if err := a.RecordCredentialUse(ctx, asUsed(c, handle, 2, 20)); errs.Code(err) != errs.NotFound {
 				t.Fatalf("using the remembered old passkey: %v, want not found", err)
 			}
-			fresh, owner, err := b.CredentialForSignIn(ctx, old.CredentialID)
+			fresh, owner, _, err := b.CredentialForSignIn(ctx, old.CredentialID)
 			if err != nil || fresh.SignCount != 0 || !fresh.LastUsedAt.IsZero() {
 				t.Fatalf("the credential id's new row was changed: %+v %v", fresh, err)
 			}
 			// And A reads the row afresh next time: the new one.
-			c, handle, err = a.CredentialForSignIn(ctx, old.CredentialID)
-			if err != nil || !bytes.Equal(handle, owner) || string(c.PublicKey) != string(fresh.PublicKey) {
-				t.Fatalf("after the failed use A still remembers the old row: %+v %q %v", c, handle, err)
+			c, handle, remembered, err = a.CredentialForSignIn(ctx, old.CredentialID)
+			if err != nil || !bytes.Equal(handle, owner) || string(c.PublicKey) != string(fresh.PublicKey) || remembered {
+				t.Fatalf("after the failed use A still remembers the old row: %+v %q %v, from memory %v", c, handle, err, remembered)
 			}
 		})
 	}
@@ -303,9 +303,13 @@ func TestSignInCacheKeepsOnlyOrdinaryRows(t *testing.T) {
 		reads int64
 	}{{small, 1}, {large, 3}} {
 		before := d.Queries()["CredentialForSignIn"]
-		for range 3 {
-			if _, _, err := d.CredentialForSignIn(ctx, tc.c.CredentialID); err != nil {
+		for i := range 3 {
+			_, _, remembered, err := d.CredentialForSignIn(ctx, tc.c.CredentialID)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if want := i > 0 && tc.reads == 1; remembered != want {
+				t.Errorf("%s key, sign-in %d: from memory %v, want %v", tc.c.CredentialID, i+1, remembered, want)
 			}
 		}
 		if n := d.Queries()["CredentialForSignIn"] - before; n != tc.reads {

@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/go-webauthn/webauthn/protocol"
 	"net/http"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/auth"
@@ -78,13 +78,20 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if cer.Kind == auth.CeremonyReauth && sessionOf(c) == nil {
-		// A step-up whose session ended meanwhile (signed out in another
-		// tab): say so, and where to sign in again.
-		return errSignedOut
+	if cer.Kind == auth.CeremonyReauth {
+		// A step-up is for the signed-in account that began it.
+		s := sessionOf(c)
+		if s == nil {
+			// Its session ended meanwhile (signed out in another tab): say
+			// so, and where to sign in again.
+			return errSignedOut
+		}
+		if !bytes.Equal(s.Handle(), cer.UserHandle) {
+			return errPasskeyOfAnotherAccount
+		}
 	}
-	remembered := h.db.RemembersSignInCredential(parsed.RawID)
-	owner, err := h.verifyPasskeySignIn(c, cer, parsed)
+	ctx := c.Request().Context()
+	owner, remembered, err := h.verifyPasskeySignIn(ctx, cer, parsed)
 	if err != nil && remembered && !errors.Is(err, db.ErrPasskeyReplay) {
 		// What this instance remembered of the passkey may be out of date
 		// (changed on another instance). The failure made it forget: try
@@ -97,7 +104,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 		if errors.Is(err, db.ErrCounterWentBack) {
 			h.warnCounter(parsed.RawID, "remembered")
 		}
-		owner, err = h.verifyPasskeySignIn(c, cer, parsed)
+		owner, _, err = h.verifyPasskeySignIn(ctx, cer, parsed)
 	}
 	if errors.Is(err, db.ErrCounterWentBack) {
 		h.warnCounter(parsed.RawID, "stored")
@@ -119,24 +126,24 @@ type redirectBody struct {
 var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
 
 // verifyPasskeySignIn checks an assertion against its credential row and
-// records the use; it returns the owner's handle. Any failure but a replay
-// makes the instance forget what it remembered of the credential.
-func (h *Handler) verifyPasskeySignIn(c echo.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) ([]byte, error) {
-	ctx := c.Request().Context()
-	cred, owner, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
+// records the use; it returns the owner's handle, and whether the row came
+// from this instance's memory. Any failure but a replay makes the instance
+// forget what it remembered of the credential.
+func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) (owner []byte, remembered bool, err error) {
+	cred, owner, remembered, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
 	if errs.Code(err) == errs.NotFound {
-		return nil, forgetCredential(parsed.RawID, errUnknownPasskey)
+		return nil, false, forgetCredential(parsed.RawID, errUnknownPasskey)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if err := h.checkAndRecordAssertion(ctx, c, cer, parsed, cred, owner); err != nil {
+	if err := h.checkAndRecordAssertion(ctx, cer, parsed, cred, owner); err != nil {
 		if !errors.Is(err, db.ErrPasskeyReplay) {
 			h.db.ForgetSignInCredential(parsed.RawID)
 		}
-		return nil, err
+		return nil, remembered, err
 	}
-	return owner, nil
+	return owner, remembered, nil
 }
 
 // warnCounter logs a passkey whose signature counter did not increase over
@@ -146,13 +153,12 @@ func (h *Handler) warnCounter(credentialID []byte, against string) {
 		"credential", base64.RawURLEncoding.EncodeToString(credentialID), "against", against)
 }
 
-func (h *Handler) checkAndRecordAssertion(ctx context.Context, c echo.Context, cer *auth.Ceremony,
+// checkAndRecordAssertion verifies the assertion against cred, owned by
+// owner, and records the use.
+func (h *Handler) checkAndRecordAssertion(ctx context.Context, cer *auth.Ceremony,
 	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte) error {
-	if cer.Kind == auth.CeremonyReauth {
-		s := sessionOf(c)
-		if s == nil || !bytes.Equal(s.Handle(), cer.UserHandle) || !bytes.Equal(owner, cer.UserHandle) {
-			return errPasskeyOfAnotherAccount
-		}
+	if cer.Kind == auth.CeremonyReauth && !bytes.Equal(owner, cer.UserHandle) {
+		return errPasskeyOfAnotherAccount // a step-up takes only the account's own passkeys
 	}
 	if !cred.LastUsedAt.Before(cer.Started) {
 		// This ceremony (or a newer one) already used the credential: a
@@ -352,9 +358,9 @@ var errBadPasskeyName = errs.E(errs.Invalid, fmt.Sprintf(
 	"A passkey's name needs 1 to %d characters, on one line, without invisible characters.", views.MaxPasskeyName))
 
 // passkeyName trims a new name and checks it: valid UTF-8, 1 to
-// MaxPasskeyName characters, one line, nothing invisible or that turns text around (the
-// name appears on the account page and in emails, where a right-to-left
-// override could make "evil‮gnp.exe" read otherwise).
+// MaxPasskeyName characters, one line, nothing invisible or that turns
+// text around (the name appears on the account page and in emails, where a
+// right-to-left override could make "evil‮gnp.exe" read otherwise).
 func passkeyName(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > views.MaxPasskeyName ||
