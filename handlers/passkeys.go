@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -232,8 +231,9 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !json.Valid(body) { // before anything else, as for sign-in
-		return errBadJSON
+	parsed, err := h.passkeys.ParseRegistration(body)
+	if err != nil {
+		return notJSONOr(body, err) // the body first, as for sign-in
 	}
 	cer, err := h.passkeys.OpenCeremony(cookieValue(c, cookieCeremony), auth.CeremonyRegister)
 	clearCookie(c, cookieCeremony)
@@ -248,10 +248,6 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 		return errs.E(errs.Forbidden, "This passkey request was started by another account. Please try again.")
 	}
 	if err := h.requireFresh(c, u, "/account"); err != nil {
-		return err
-	}
-	parsed, err := h.passkeys.ParseRegistration(body)
-	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
