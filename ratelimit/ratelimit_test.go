@@ -76,6 +76,27 @@ func TestClientKey(t *testing.T) {
 	}
 }
 
+// TestAFullTableIsNotSweptOnEveryCall: with the table full of live keys,
+// new keys make room by evicting one, and the whole table is walked at
+// most once per window (walking it on every call cost milliseconds each).
+func TestAFullTableIsNotSweptOnEveryCall(t *testing.T) {
+	const keys = 100
+	l := New(Rate{Limit: 30, Window: 10 * time.Minute}, keys)
+	now := time.Now()
+	for i := range keys {
+		l.Allow("flood "+strconv.Itoa(i), now)
+	}
+	swept := l.lastSweep
+	for i := range 10 {
+		if ok, _ := l.Allow("client "+strconv.Itoa(i), now.Add(time.Minute)); !ok {
+			t.Fatalf("a new client was refused by a full table")
+		}
+	}
+	if l.lastSweep != swept || l.Len() != keys {
+		t.Errorf("within one window a full table was swept again (%v → %v) or grew to %d keys", swept, l.lastSweep, l.Len())
+	}
+}
+
 // BenchmarkAllowFullTable measures Allow with the table full of live keys,
 // as a flood of distinct clients leaves it: it must not walk every key.
 func BenchmarkAllowFullTable(b *testing.B) {
