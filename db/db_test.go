@@ -430,10 +430,18 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	result := make(chan error, 1)
+	started := mine.Queries()["AddCredential"]
 	go func() {
 		result <- mine.AddCredential(ctx, &Credential{UserID: v.ID, CredentialID: []byte("mine"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
 	}()
-	time.Sleep(200 * time.Millisecond) // let it start and wait on the lock
+	for mine.Queries()["AddCredential"] == started {
+		time.Sleep(time.Millisecond) // until it has begun
+	}
+	select {
+	case err := <-result:
+		t.Fatalf("a registration finished (%v) while another instance held the write lock", err)
+	case <-time.After(100 * time.Millisecond): // it waits on the lock
+	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
