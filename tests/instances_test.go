@@ -324,6 +324,13 @@ func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
 		if r.StatusCode == http.StatusOK || thief.Cookie("__Host-at") != "" {
 			t.Fatalf("B signed the thief in with the deleted passkey: %d; account page: %.300s", r.StatusCode, thief.Get("/account").Body)
 		}
+		// Refused as a fresh read would refuse it: the signature does not
+		// fit the registered key. The id is registered, so the browser is
+		// not told to forget it.
+		expectJSONError(t, r, http.StatusBadRequest)
+		if jsonField(t, r, "credential") != "" {
+			t.Errorf("B told the browser to forget a registered credential id: %s", clip(r.Body))
+		}
 	}
 	expectStatus(t, passkeySignIn(t, b.Browser(t), own), http.StatusOK) // the new passkey works for its owner
 }
