@@ -261,9 +261,7 @@ func TestPasskeyChangesOnOneInstanceHoldOnAnother(t *testing.T) {
 	// B's memory would accept (counter 50, above what B last saw) is a
 	// counter going back, and B refuses it.
 	signInWith := func(app *testkit.App, counter uint32) *testkit.Response {
-		br := app.Browser(t)
-		begin := br.PostJSON("/signin/passkey/begin", nil)
-		return br.PostJSON("/signin/passkey/finish", pk.AssertWith(t, begin.Body, testkit.Mod{Counter: testkit.Uint32(counter)}))
+		return passkeySignInWith(t, app.Browser(t), pk, testkit.Mod{Counter: testkit.Uint32(counter)})
 	}
 	expectStatus(t, signInWith(a, 100), http.StatusOK)
 	behind := signInWith(b, 50)
@@ -276,9 +274,7 @@ func TestPasskeyChangesOnOneInstanceHoldOnAnother(t *testing.T) {
 
 	// The owner deletes the passkey on A (right after using it there); B
 	// refuses it from then on, and tells the browser to forget it.
-	expectStatus(t, passkeySignIn(t, onA, pk), http.StatusOK)
-	id := firstPasskeyID(t, onA)
-	expectStatus(t, onA.Post("/account/passkeys/"+id+"/delete", nil), http.StatusSeeOther)
+	deleteOnlyPasskey(t, onA, pk)
 	gone := b.Browser(t)
 	r := passkeySignIn(t, gone, pk)
 	expectJSONError(t, r, http.StatusNotFound)
@@ -343,19 +339,8 @@ func TestDeletedPasskeyStaysDeletedOnEveryInstance(t *testing.T) {
 // refused on both.
 func TestAPasskeyRegisteredAgainIsJudgedByItsNewRow(t *testing.T) {
 	a, b := twoInstances(t, 0)
-	// deleteOnlyPasskey deletes the account's one passkey, pk.
-	deleteOnlyPasskey := func(owner *testkit.Browser, pk *testkit.Passkey) {
-		expectStatus(t, passkeySignIn(t, owner, pk), http.StatusOK) // fresh, to delete
-		ids := passkeyIDs(t, owner)
-		if len(ids) != 1 {
-			t.Fatalf("%d passkeys listed, want 1", len(ids))
-		}
-		expectStatus(t, owner.Post("/account/passkeys/"+ids[0]+"/delete", nil), http.StatusSeeOther)
-	}
 	signInWith := func(app *testkit.App, pk *testkit.Passkey, m testkit.Mod) *testkit.Response {
-		br := app.Browser(t)
-		begin := br.PostJSON("/signin/passkey/begin", nil)
-		return br.PostJSON("/signin/passkey/finish", pk.AssertWith(t, begin.Body, m))
+		return passkeySignInWith(t, app.Browser(t), pk, m)
 	}
 
 	// Registered again with the same id and key, on a new row (another
@@ -364,7 +349,7 @@ func TestAPasskeyRegisteredAgainIsJudgedByItsNewRow(t *testing.T) {
 	signIn(t, a, owner, "rae@example.com")
 	pk := addPasskey(t, a, owner)
 	expectStatus(t, passkeySignIn(t, b.Browser(t), pk), http.StatusOK) // B remembers it
-	deleteOnlyPasskey(owner, pk)
+	deleteOnlyPasskey(t, owner, pk)
 	addPasskey(t, a, owner)
 	registerPasskey(t, owner, pk)
 	expectStatus(t, passkeySignIn(t, b.Browser(t), pk), http.StatusOK)
