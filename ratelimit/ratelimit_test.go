@@ -81,11 +81,8 @@ func TestClientKey(t *testing.T) {
 // most once per window (walking it on every call cost milliseconds each).
 func TestAFullTableIsNotSweptOnEveryCall(t *testing.T) {
 	const keys = 100
-	l := New(Rate{Limit: 30, Window: 10 * time.Minute}, keys)
 	now := time.Now()
-	for i := range keys {
-		l.Allow("flood "+strconv.Itoa(i), now)
-	}
+	l := fullLimiter(keys, now)
 	swept := l.lastSweep
 	for i := range 10 {
 		if ok, _ := l.Allow("client "+strconv.Itoa(i), now.Add(time.Minute)); !ok {
@@ -100,15 +97,21 @@ func TestAFullTableIsNotSweptOnEveryCall(t *testing.T) {
 // BenchmarkAllowFullTable measures Allow with the table full of live keys,
 // as a flood of distinct clients leaves it: it must not walk every key.
 func BenchmarkAllowFullTable(b *testing.B) {
-	const keys = 100_000
-	l := New(Rate{Limit: 30, Window: 10 * time.Minute}, keys)
 	now := time.Now()
-	for i := range keys {
-		l.Allow("flood "+strconv.Itoa(i), now)
-	}
+	l := fullLimiter(100_000, now)
 	i := 0
 	for b.Loop() {
 		i++
 		l.Allow("client "+strconv.Itoa(i%1000), now)
 	}
+}
+
+// fullLimiter returns a limiter tracking as many live keys as it can, as a
+// flood of distinct clients at now leaves it.
+func fullLimiter(keys int, now time.Time) *Limiter {
+	l := New(Rate{Limit: 30, Window: 10 * time.Minute}, keys)
+	for i := range keys {
+		l.Allow("flood "+strconv.Itoa(i), now)
+	}
+	return l
 }
