@@ -29,7 +29,8 @@ type Options struct {
 	// SMTPTLSConfig overrides TLS settings for SMTP (tests trust their own
 	// certificate with it).
 	SMTPTLSConfig *tls.Config
-	// PollInterval is how often revocations are polled (default 500ms).
+	// PollInterval is how often revocations are polled (default 500ms;
+	// 1s when the database pushes them).
 	PollInterval time.Duration
 }
 
@@ -56,9 +57,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	if opts.MailLog == nil {
 		opts.MailLog = os.Stderr
 	}
-	if opts.PollInterval == 0 {
-		opts.PollInterval = 500 * time.Millisecond
-	}
 	log := opts.Logger
 
 	secrets := cfg.SecretKeys
@@ -78,8 +76,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("SECRET_KEYS: %w", err)
 	}
 
-	database, err := db.Open(ctx, cfg.DatabasePath)
+	database, err := db.Open(ctx, db.Config{Path: cfg.DatabasePath, URL: cfg.DatabaseURL})
 	if err != nil {
+		if cfg.DatabaseURL != "" {
+			return nil, fmt.Errorf("database (PostgreSQL): %w", err) // never the URL: it may hold a password
+		}
 		return nil, fmt.Errorf("database %s: %w", cfg.DatabasePath, err)
 	}
 
@@ -95,8 +96,16 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		sender = &mail.LogSender{W: opts.MailLog}
 	}
 
+	push := cfg.DatabaseNotify && database.Pushes()
+	if opts.PollInterval == 0 {
+		// Pushed revocations arrive at once; the poll is a safety net.
+		opts.PollInterval = 500 * time.Millisecond
+		if push {
+			opts.PollInterval = time.Second
+		}
+	}
 	revocations := auth.NewRevocations(cfg.AccessTTL, opts.Clock)
-	poller := &auth.Poller{DB: database, Revocations: revocations, Clock: opts.Clock,
+	poller := &auth.Poller{DB: database, Revocations: revocations, Clock: opts.Clock, Push: push,
 		AccessTTL: cfg.AccessTTL, LinkTTL: cfg.LinkTTL, Interval: opts.PollInterval, Logger: log}
 	if err := poller.Load(ctx); err != nil {
 		database.Close()

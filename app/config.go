@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/mail"
 	"github.com/latchkey/latchkey/ratelimit"
 )
@@ -26,6 +27,9 @@ type Config struct {
 	ListenAddr     string
 	BaseURL        *url.URL
 	DatabasePath   string
+	DatabaseURL    string // postgres://…: PostgreSQL instead of DatabasePath
+	DatabaseNotify bool   // PostgreSQL: revocations pushed with LISTEN/NOTIFY
+	MailToLog      bool   // an https deployment may write emails to the log
 	SMTP           *mail.SMTPConfig // nil: emails go to the log
 	SMTPTimeout    time.Duration
 	MailFrom       string
@@ -52,9 +56,12 @@ var Variables = []Variable{
 	{"LISTEN_ADDR", "localhost:8080", "where to listen"},
 	{"BASE_URL", "http://localhost:8080", "the public origin: WebAuthn RP ID and origin, every emailed link, the token issuer; http:// only for localhost"},
 	{"DATABASE_PATH", "data/latchkey.db", "SQLite file (created with its folder)"},
+	{"DATABASE_URL", "", "postgres://user:pass@host:5432/db: use PostgreSQL instead of DATABASE_PATH (setting both is an error); needs SECRET_KEYS"},
+	{"DATABASE_NOTIFY", "on", "PostgreSQL: push revocations to every instance with LISTEN/NOTIFY; off: poll only (for poolers without LISTEN, such as PgBouncer in transaction mode)"},
 	{"SMTP_URL", "", "smtp://[user:pass@]host:port (STARTTLS when offered; ?starttls=required to insist) or smtps://…; empty: emails are written to the log"},
 	{"SMTP_TIMEOUT", "10s", "how long sending one email may take before the person is told to try again"},
 	{"MAIL_FROM", "Latchkey <no-reply@localhost>", "sender address"},
+	{"MAIL_TO_LOG", "", "1: with SMTP_URL empty and an https BASE_URL, write emails (and their working sign-in links) to the log anyway; otherwise that is refused"},
 	{"SECRET_KEYS", "", "comma-separated base64 secrets (32+ bytes), newest first; empty: generated into secret_keys beside the database on first start"},
 	{"TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is believed; empty: the peer address is the client"},
 	{"ACCESS_TOKEN_TTL", "10m", "access token life"},
@@ -95,6 +102,22 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.BaseURL = base
 	c.DatabasePath = get("DATABASE_PATH")
+	if s := get("DATABASE_URL"); s != "" {
+		if strings.TrimSpace(getenv("DATABASE_PATH")) != "" {
+			fail("DATABASE_URL", errors.New("set either DATABASE_URL (PostgreSQL) or DATABASE_PATH (SQLite), not both"))
+		}
+		if err := db.CheckURL(s); err != nil {
+			fail("DATABASE_URL", err)
+		}
+		c.DatabaseURL = s
+	}
+	switch get("DATABASE_NOTIFY") {
+	case "on":
+		c.DatabaseNotify = true
+	case "off":
+	default:
+		fail("DATABASE_NOTIFY", errors.New("want on or off"))
+	}
 	if s := get("SMTP_URL"); s != "" {
 		smtp, err := mail.ParseSMTPURL(s)
 		if err != nil {
@@ -110,6 +133,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if c.SecretKeys, err = auth.ParseSecrets(s); err != nil {
 			fail("SECRET_KEYS", err)
 		}
+	} else if c.DatabaseURL != "" {
+		// A generated secret would be this machine's alone, and the
+		// instances sharing the database must share it.
+		fail("SECRET_KEYS", errors.New("required with DATABASE_URL: give every instance the same value (make one with: head -c 32 /dev/urandom | base64)"))
 	}
 	if s := get("TRUSTED_PROXIES"); s != "" {
 		for _, p := range strings.Split(s, ",") {
@@ -159,6 +186,18 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.SignInRate, err = ratelimit.ParseRate(get("RATE_LIMIT_SIGNIN")); err != nil {
 		fail("RATE_LIMIT_SIGNIN", err)
+	}
+	switch get("MAIL_TO_LOG") {
+	case "", "0", "false":
+	case "1", "true":
+		c.MailToLog = true
+	default:
+		fail("MAIL_TO_LOG", errors.New("want 1 or nothing"))
+	}
+	if c.SMTP == nil && c.BaseURL != nil && c.BaseURL.Scheme == "https" && !c.MailToLog {
+		// Working sign-in links in the log of a public deployment: whoever
+		// reads the log could sign in as anyone.
+		fail("SMTP_URL", errors.New("is empty, so emails (with working sign-in links) would go to the log of this https deployment: set SMTP_URL, or MAIL_TO_LOG=1 if that is really what you want"))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
 		fail("LOG_LEVEL", errors.New("want debug, info, warn or error"))

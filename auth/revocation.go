@@ -76,19 +76,21 @@ func (r *Revocations) RevokeSession(sub, sid string) {
 	r.addSession(sub, sid, r.sweep()+r.keep())
 }
 
-// Apply merges polled rows into the set.
+// Apply merges revocation rows read from the database into the set.
 func (r *Revocations) Apply(rows []db.Revocation) {
 	if len(rows) == 0 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sweep()
+	now := r.sweep()
 	for _, row := range rows {
 		sub := Subject(row.Handle)
-		// An entry must outlive every access token it voids: those were
-		// all issued before the row changed, so revoked_at + TTL suffices.
-		forget := row.RevokedAt + r.keep()
+		// An entry must outlive every access token it voids. Those were
+		// issued at or before the stamp (or before the sign-out), by
+		// clocks that may differ from ours: keep it an access token's
+		// life past the latest of the stamp, the revocation and now.
+		forget := max(row.RevokedAt, row.TokensValidAfter, now) + r.keep()
 		if row.TokensValidAfter > 0 {
 			r.addUser(sub, row.TokensValidAfter, forget)
 		}
@@ -141,7 +143,11 @@ func (r *Revocations) addSession(sub, sid string, forgetAt int64) {
 	r.sessions[k] = max(forgetAt, r.sessions[k])
 }
 
-// Poller keeps a Revocations current from the database.
+// Poller keeps a Revocations current from the database. It catches up by
+// revocation number, which the database assigns in each revoking write
+// (never by an instance's clock): it reads the rows numbered above the
+// last it has seen. On PostgreSQL it is woken by every revocation
+// (LISTEN/NOTIFY) and polls as a safety net; on SQLite it polls.
 type Poller struct {
 	DB          *db.DB
 	Revocations *Revocations
@@ -149,40 +155,80 @@ type Poller struct {
 	AccessTTL   time.Duration
 	LinkTTL     time.Duration // tombstones that void older sign-up links stay this long
 	Interval    time.Duration // how often to poll; well under the 2 s promise
-	Logger      *slog.Logger
+	// Push uses the database's notifications when it has them.
+	Push   bool
+	Logger *slog.Logger
 
-	cursor int64
+	cursor  int64 // the highest revocation number read
+	failing bool  // the last poll failed (logged once, until it recovers)
 }
 
-// overlap re-reads rows changed shortly before the last one seen, so a
-// write that committed late (its timestamp taken before a poll, its commit
-// landing after) is never missed. Applying a row twice is harmless.
-const overlap = 10 * time.Second
+// maxClockSkew is how far apart instances' clocks may be for a starting
+// instance to still load every revocation that can matter, and how far
+// in the future a revocation may be dated before it is logged as a sign
+// of a clock that is off.
+const maxClockSkew = 5 * time.Minute
 
-// Load reads every revocation that can still matter (changed within the
-// access TTL); call it once before serving.
+// purgeMargin is how long past the last moment a tombstone can matter it
+// is kept, for clocks that differ a little.
+const purgeMargin = 10 * time.Second
+
+// Load reads the revocation number reached so far and every revocation
+// that can still matter (revoked within an access token's life); call it
+// once before serving.
 func (p *Poller) Load(ctx context.Context) error {
-	p.cursor = p.Clock.Now().Add(-p.AccessTTL - overlap).UnixMilli()
-	return p.Poll(ctx)
-}
-
-// Poll reads revocations changed since the last poll.
-func (p *Poller) Poll(ctx context.Context) error {
-	rows, err := p.DB.RevocationsSince(ctx, p.cursor-overlap.Milliseconds())
+	since := p.Clock.Now().Add(-p.AccessTTL - maxClockSkew).UnixMilli()
+	seq, rows, err := p.DB.RecentRevocations(ctx, since)
 	if err != nil {
 		return err
 	}
-	for _, r := range rows {
-		p.cursor = max(p.cursor, r.RevokedAt)
+	p.cursor = seq
+	p.apply(rows)
+	return nil
+}
+
+// Poll reads the revocations numbered above the last one read.
+func (p *Poller) Poll(ctx context.Context) error {
+	rows, err := p.DB.RevocationsAfter(ctx, p.cursor)
+	if err != nil {
+		return err
 	}
-	p.Revocations.Apply(rows)
+	p.apply(rows)
 	p.Revocations.Sweep()
 	return nil
 }
 
-// Run polls every Interval until ctx ends, and once a minute purges the
-// tombstones that no token and no sign-up link can need any more.
+func (p *Poller) apply(rows []db.Revocation) {
+	now := p.Clock.Now()
+	for _, r := range rows {
+		p.cursor = max(p.cursor, r.Seq)
+		if ahead := time.UnixMilli(r.RevokedAt).Sub(now); ahead > 2*time.Second {
+			// Harmless to the order (numbers, not times, decide it), but
+			// a clock this far off shortens or stretches tokens' lives.
+			p.Logger.Warn("a revocation is dated in the future: an instance's clock is ahead of this one's",
+				"event", "clock_skew", "ahead", ahead.Round(time.Millisecond).String(), "revocation", r.Seq)
+		}
+	}
+	p.Revocations.Apply(rows)
+}
+
+// Run keeps the set current until ctx ends: it polls every Interval, at
+// once when the database announces a revocation, and after every
+// (re)connection of the listening connection (to catch up on anything
+// announced while it was away). Once a minute it purges the tombstones
+// that no token and no sign-up link can need any more.
 func (p *Poller) Run(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	if p.Push && p.DB.Pushes() {
+		go p.DB.Listen(ctx, func() {
+			select {
+			case wake <- struct{}{}:
+			default: // a poll is due already
+			}
+		}, func(err error) {
+			p.Logger.Warn("listening for revocations failed; polling until it reconnects", "err", err)
+		})
+	}
 	tick := time.NewTicker(p.Interval)
 	defer tick.Stop()
 	lastPurge := time.Time{}
@@ -191,14 +237,21 @@ func (p *Poller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-wake:
 		}
-		if err := p.Poll(ctx); err != nil && ctx.Err() == nil {
-			p.Logger.Error("revocation poll failed", "err", err)
+		err := p.Poll(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !p.failing:
+			p.failing = true
+			p.Logger.Error("revocation catch-up failed; retrying (tokens revoked meanwhile on other instances are caught up once it works)", "err", err)
+		case err == nil && p.failing:
+			p.failing = false
+			p.Logger.Info("revocation catch-up works again")
 		}
-		if now := p.Clock.Now(); now.Sub(lastPurge) > time.Minute {
+		if now := p.Clock.Now(); err == nil && now.Sub(lastPurge) > time.Minute {
 			lastPurge = now
-			before := now.Add(-p.AccessTTL - overlap).UnixMilli()
-			releasedBefore := now.Add(-p.LinkTTL - overlap).UnixMicro()
+			before := now.Add(-p.AccessTTL - purgeMargin).UnixMilli()
+			releasedBefore := now.Add(-p.LinkTTL - purgeMargin).UnixMicro()
 			if _, err := p.DB.PurgeTombstones(ctx, before, releasedBefore); err != nil && ctx.Err() == nil {
 				p.Logger.Error("tombstone purge failed", "err", err)
 			}

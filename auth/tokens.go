@@ -47,6 +47,10 @@ type Claims struct {
 	AMR      []string  `json:"amr"`
 	SID      string    `json:"sid"`
 	JTI      string    `json:"jti,omitempty"` // access tokens only
+	// Gen is a refresh token's generation within its session (refresh
+	// tokens only; the first, 0, is left out): presenting one older than
+	// the session's current generation ends the session.
+	Gen int64 `json:"gen,omitempty"`
 }
 
 // GetExpirationTime implements jwt.Claims.
@@ -162,28 +166,18 @@ func randomID(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// Issue signs a new access and refresh token for a session: subject is the
-// user handle, authTime when the person last proved who they are, sid the
-// session id (kept across refreshes).
+// Issue signs a new access and refresh token for a session, issued now:
+// subject is the user handle, authTime when the person last proved who
+// they are, sid the session id (kept across refreshes).
 func (t *Tokens) Issue(handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
-	return t.IssueAt(t.clock.Now(), handle, amr, authTime, sid)
+	return t.IssueAt(t.clock.Now(), handle, amr, authTime, sid, 0)
 }
 
-// IssueAfter is Issue for a session that must outlive a revocation stamped
-// at revokedAt (the email change that just voided every older token): its
-// tokens are issued at least a millisecond after the stamp, even when the
-// clock has not moved on yet.
-func (t *Tokens) IssueAfter(revokedAt time.Time, handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
-	now := t.clock.Now()
-	if floor := revokedAt.Truncate(time.Millisecond).Add(time.Millisecond); now.Before(floor) {
-		now = floor
-	}
-	return t.IssueAt(now, handle, amr, authTime, sid)
-}
-
-// IssueAt is Issue with a given issue time (a refresh takes it while it
-// holds the database's write lock; see db.UserForRefresh).
-func (t *Tokens) IssueAt(now time.Time, handle []byte, amr []string, authTime time.Time, sid string) (*Issued, error) {
+// IssueAt is Issue with the issue time the database gave the write that
+// recorded the sign-in or refresh (which orders it with every revocation
+// of the account), and the refresh token's generation: 0 for the one a
+// sign-in issues, then as db.RotateRefresh says.
+func (t *Tokens) IssueAt(now time.Time, handle []byte, amr []string, authTime time.Time, sid string, gen int64) (*Issued, error) {
 	accessExp := now.Add(t.cfg.AccessTTL)
 	refreshExp := now.Add(t.cfg.IdleTTL)
 	if limit := authTime.Add(t.cfg.MaxTTL); refreshExp.After(limit) {
@@ -215,6 +209,7 @@ func (t *Tokens) IssueAt(now time.Time, handle []byte, amr []string, authTime ti
 	// it up by id, so it carries neither iss nor jti.
 	rc.Issuer = ""
 	rc.JTI = ""
+	rc.Gen = gen
 	refresh := t.sign(TypeRefresh, &rc)
 	return &Issued{Access: access, Refresh: refresh, Claims: &c,
 		AccessExpires: time.Unix(c.Expires, 0), RefreshExpires: time.Unix(rc.Expires, 0)}, nil
@@ -291,6 +286,10 @@ func (c *Claims) appendJSON(b []byte) []byte {
 	if c.JTI != "" {
 		b = append(b, `,"jti":`...)
 		b = appendJSONString(b, c.JTI)
+	}
+	if c.Gen != 0 {
+		b = append(b, `,"gen":`...)
+		b = strconv.AppendInt(b, c.Gen, 10)
 	}
 	return append(b, '}')
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,21 +64,22 @@ var errNoPasskey = errs.E(errs.NotFound, "There is no such passkey on your accou
 
 // CredentialsOf returns a user's passkeys, oldest first.
 func (d *DB) CredentialsOf(ctx context.Context, userID int64) ([]*Credential, error) {
-	d.queries.add("CredentialsOf")
-	rows, err := d.r.query(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE user_id = ? ORDER BY id`, userID)
+	ctx, done := d.op(ctx, "CredentialsOf")
+	defer done()
+	rows, err := d.r.query(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE user_id = $1 ORDER BY id`, userID)
 	if err != nil {
-		return nil, d.internal("list credentials", err)
+		return nil, d.fail("list credentials", err)
 	}
 	defer rows.Close()
 	var out []*Credential
 	for rows.Next() {
 		c, err := scanCredential(rows)
 		if err != nil {
-			return nil, d.internal("scan credential", err)
+			return nil, d.fail("scan credential", err)
 		}
 		out = append(out, c)
 	}
-	return out, d.internal("list credentials", rows.Err())
+	return out, d.fail("list credentials", rows.Err())
 }
 
 // CredentialForSignIn returns what verifying an assertion needs of the
@@ -87,16 +89,18 @@ func (d *DB) CredentialsOf(ctx context.Context, userID int64) ([]*Credential, er
 //
 // A credential read once is kept in memory (see signInCache), so repeated
 // sign-ins with it read nothing (remembered reports that it came from
-// there); RecordCredentialUse stays the authority.
-// The read itself runs on the writer connection, not the read pool: a
-// sign-in reads the row and then updates it, and every write makes the
-// pooled readers drop their page caches and re-read the pages with system
-// calls, which cost more than the query. The writer's cache stays warm.
+// there); SignInWithPasskey stays the authority.
+// On SQLite the read itself runs on the writer connection, not the read
+// pool: a sign-in reads the row and then updates it, and every write makes
+// the pooled readers drop their page caches and re-read the pages with
+// system calls, which cost more than the query. The writer's cache stays
+// warm. (On PostgreSQL both are the same pool.)
 func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (cred *Credential, owner []byte, remembered bool, err error) {
 	if cred, owner, ok := d.signIns.get(credentialID); ok {
 		return cred, owner, true, nil
 	}
-	d.queries.add("CredentialForSignIn")
+	ctx, done := d.op(ctx, "CredentialForSignIn")
+	defer done()
 	var (
 		c       Credential
 		lastUse int64
@@ -107,7 +111,7 @@ func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (cred
 		credentials.user_present, credentials.user_verified, credentials.backup_eligible, credentials.backup_state,
 		credentials.last_used_at, users.handle
 		FROM credentials JOIN users ON users.id = credentials.user_id
-		WHERE credentials.credential_id = ? AND users.deleted_at IS NULL`, credentialID).Scan(
+		WHERE credentials.credential_id = $1 AND users.deleted_at IS NULL`, credentialID).Scan(
 		&c.ID, &c.UserID, &c.PublicKey, &c.AttestationType, &c.AttestationFormat, &c.SignCount,
 		&c.UserPresent, &c.UserVerified, &c.BackupEligible, &c.BackupState, &lastUse, &handle)
 	if err != nil {
@@ -139,45 +143,50 @@ var ErrTooManyPasskeys = errs.E(errs.Conflict, fmt.Sprintf(
 	"This account already has %d passkeys, the most it can have. Delete one you no longer use, then add the new one.", MaxCredentials))
 
 // AddCredential stores a new passkey for a live user that has fewer than
-// MaxCredentials (counted in the same statement, so two registrations
-// finishing at once cannot both take the last place).
+// MaxCredentials. The user's row is locked first, so two registrations
+// finishing at once (on any instances) count one another, and the account
+// cannot be deleted in between.
 func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
-	d.queries.add("AddCredential")
+	ctx, done := d.op(ctx, "AddCredential")
+	defer done()
 	if c.AAGUID == nil {
 		c.AAGUID = []byte{}
 	}
-	res, err := d.w.exec(ctx, `INSERT INTO credentials (user_id, credential_id, public_key, attestation_type,
-		attestation_format, aaguid, transports, attachment, sign_count, user_present, user_verified, backup_eligible,
-		backup_state, name, created_at, last_used_at)
-		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0 FROM users
-		WHERE id = ?1 AND deleted_at IS NULL AND (SELECT count(*) FROM credentials WHERE user_id = ?1) < ?16`,
-		c.UserID, c.CredentialID, c.PublicKey, c.AttestationType, c.AttestationFormat, c.AAGUID,
-		strings.Join(c.Transports, ","), c.Attachment, c.SignCount, c.UserPresent, c.UserVerified, c.BackupEligible,
-		c.BackupState, c.Name, c.CreatedAt.UnixMilli(), MaxCredentials)
-	if isUniqueViolation(err) {
-		return errPasskeyTaken
-	}
-	if err != nil {
-		return d.internal("add credential", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		// The account is gone, or full (and the passkey may be one of its
-		// own, sent twice); only the refusal pays for telling them apart.
-		var live, taken bool
-		err := d.r.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL),
-			EXISTS (SELECT 1 FROM credentials WHERE credential_id = ?)`, c.UserID, c.CredentialID).Scan(&live, &taken)
-		switch {
-		case err != nil:
-			return d.internal("add credential: account", err)
-		case !live:
+	err := d.inTx(ctx, func(tx *tx) error {
+		if _, err := tx.lockUser(c.UserID); errors.Is(err, sql.ErrNoRows) {
 			return errs.E(errs.Gone, "This account no longer exists.")
-		case taken:
+		} else if err != nil {
+			return err
+		}
+		// One of its own passkeys sent again (a retried request) is
+		// "already registered", full account or not.
+		var (
+			count int
+			taken bool
+		)
+		if err := tx.row(`SELECT (SELECT count(*) FROM credentials WHERE user_id = $1),
+			EXISTS (SELECT 1 FROM credentials WHERE credential_id = $2)`, c.UserID, c.CredentialID).Scan(&count, &taken); err != nil {
+			return err
+		}
+		if taken {
 			return errPasskeyTaken
 		}
-		return ErrTooManyPasskeys
-	}
-	c.ID, _ = res.LastInsertId()
-	return nil
+		if count >= MaxCredentials {
+			return ErrTooManyPasskeys
+		}
+		err := tx.row(`INSERT INTO credentials (user_id, credential_id, public_key, attestation_type,
+			attestation_format, aaguid, transports, attachment, sign_count, user_present, user_verified, backup_eligible,
+			backup_state, name, created_at, last_used_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0) RETURNING id`,
+			c.UserID, c.CredentialID, c.PublicKey, c.AttestationType, c.AttestationFormat, c.AAGUID,
+			strings.Join(c.Transports, ","), c.Attachment, int64(c.SignCount), c.UserPresent, c.UserVerified, c.BackupEligible,
+			c.BackupState, c.Name, c.CreatedAt.UnixMilli()).Scan(&c.ID)
+		if isUniqueViolation(err) {
+			return errPasskeyTaken // registered elsewhere meanwhile
+		}
+		return err
+	})
+	return d.fail("add credential", err)
 }
 
 // ErrPasskeyReplay is returned when an assertion's ceremony is not newer
@@ -210,53 +219,81 @@ type UsedCredential struct {
 	CeremonyStart int64
 }
 
-// credentialAsVerified matches a credential row only if it is still the
-// one an assertion was verified against (see UsedCredential).
-const credentialAsVerified = `id = ?5 AND credential_id = ?6 AND public_key = ?7
-	AND user_id = (SELECT id FROM users WHERE handle = ?8 AND deleted_at IS NULL) AND backup_eligible = ?9`
+// credentialAsVerified is an SQL condition that matches a credential row
+// only if it is still the one an assertion was verified against (see
+// UsedCredential), given as the five parameters from $n on.
+func credentialAsVerified(n int) string {
+	p := func(i int) string { return "$" + strconv.Itoa(n+i) }
+	return `id = ` + p(0) + ` AND credential_id = ` + p(1) + ` AND public_key = ` + p(2) + `
+		AND user_id = (SELECT id FROM users WHERE handle = ` + p(3) + ` AND deleted_at IS NULL) AND backup_eligible = ` + p(4)
+}
 
-// RecordCredentialUse saves an assertion's counter and flags, atomically
-// refusing a credential that is no longer the one verified, a replayed
-// ceremony and a counter that did not increase (when either the stored or
-// the new value is non-zero). It is what makes a passkey sign-in count;
-// the credential read before it may come from memory (signInCache).
-func (d *DB) RecordCredentialUse(ctx context.Context, u UsedCredential) error {
-	d.queries.add("RecordCredentialUse")
-	res, err := d.w.exec(ctx, `UPDATE credentials
-		SET sign_count = ?1, user_verified = ?2, backup_state = ?3, last_used_at = ?4
-		WHERE `+credentialAsVerified+` AND last_used_at < ?4 AND ((?1 = 0 AND sign_count = 0) OR sign_count < ?1)`,
-		u.SignCount, u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible)
+// Both engines bind the same numbered parameters.
+var (
+	recordUse = `UPDATE credentials SET sign_count = $1, user_verified = $2, backup_state = $3, last_used_at = $4
+		WHERE ` + credentialAsVerified(5) + ` AND last_used_at < $4 AND (($1 = 0 AND sign_count = 0) OR sign_count < $1)`
+	readUse = `SELECT last_used_at, sign_count FROM credentials WHERE ` + credentialAsVerified(1)
+)
+
+// SignInWithPasskey records a verified assertion at now and returns the
+// issue time of the session's tokens. It saves the counter and flags,
+// atomically refusing a credential that is no longer the one verified, a
+// replayed ceremony and a counter that did not increase (when either the
+// stored or the new value is non-zero); and, in the same transaction,
+// records the sign-in on the owner's row, which orders it with every
+// revocation of the account (see issueAfter). It is what makes a passkey
+// sign-in count; the credential read before it may come from memory
+// (signInCache).
+func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.Time) (time.Time, error) {
+	ctx, done := d.op(ctx, "SignInWithPasskey")
+	defer done()
+	var iat int64
+	err := d.inTx(ctx, func(tx *tx) error {
+		// The owner's row first: rows are locked users before credentials.
+		err := tx.row(`UPDATE users SET `+issuedHigh("$1")+` WHERE handle = $2 AND deleted_at IS NULL
+			RETURNING `+issueAfter("$1"), now.UnixMilli(), u.Owner).Scan(&iat)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.E(errs.NotFound, "This passkey is not registered here.")
+		}
+		if err != nil {
+			return err
+		}
+		res, err := tx.exec(recordUse, int64(u.SignCount), u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		// Which condition failed decides the answer; a second read is fine
+		// on this failure path.
+		var lastUsed, count int64
+		err = tx.row(readUse, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible).Scan(&lastUsed, &count)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return errs.E(errs.NotFound, "This passkey is not registered here.")
+		case err != nil:
+			return err
+		case lastUsed >= u.CeremonyStart:
+			return ErrPasskeyReplay
+		}
+		return ErrCounterWentBack
+	})
 	if err != nil {
 		d.signIns.forget(u.CredentialID)
-		return d.internal("record credential use", err)
+		return time.Time{}, d.fail("passkey sign-in", err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		d.signIns.used(u)
-		return nil
-	}
-	d.signIns.forget(u.CredentialID)
-	// Which condition failed decides the answer; a second read is fine on
-	// this failure path.
-	var lastUsed, count int64
-	err = d.r.queryRow(ctx, `SELECT last_used_at, sign_count FROM credentials WHERE `+credentialAsVerified,
-		nil, nil, nil, nil, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible).Scan(&lastUsed, &count)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return errs.E(errs.NotFound, "This passkey is not registered here.")
-	case err != nil:
-		return d.internal("read credential", err)
-	case lastUsed >= u.CeremonyStart:
-		return ErrPasskeyReplay
-	}
-	return ErrCounterWentBack
+	d.signIns.used(u)
+	return time.UnixMilli(iat), nil
 }
 
 // RenameCredential renames one of the user's passkeys.
 func (d *DB) RenameCredential(ctx context.Context, userID, id int64, name string) error {
-	d.queries.add("RenameCredential")
-	res, err := d.w.exec(ctx, `UPDATE credentials SET name = ? WHERE id = ? AND user_id = ?`, name, id, userID)
+	ctx, done := d.op(ctx, "RenameCredential")
+	defer done()
+	res, err := d.w.exec(ctx, `UPDATE credentials SET name = $1 WHERE id = $2 AND user_id = $3`, name, id, userID)
 	if err != nil {
-		return d.internal("rename credential", err)
+		return d.fail("rename credential", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return errNoPasskey
@@ -269,36 +306,53 @@ func (d *DB) RenameCredential(ctx context.Context, userID, id int64, name string
 var ErrLastPasskey = errs.E(errs.Conflict, "This is the only passkey of an account that signs in with passkeys only. Turn email sign-in back on, or add another passkey, before removing it.")
 
 // DeleteCredential removes one of the user's passkeys, unless it is the
-// last one of a passkey-only account. It returns the removed passkey.
+// last one of a passkey-only account. It returns the removed passkey. The
+// user's row is locked first, so two deletions racing for the last
+// passkey, or a deletion racing email sign-in being turned off, are
+// ordered and the second sees the first.
 func (d *DB) DeleteCredential(ctx context.Context, userID, id int64) (*Credential, error) {
-	d.queries.add("DeleteCredential")
-	tx, err := d.write.BeginTx(ctx, nil)
+	ctx, done := d.op(ctx, "DeleteCredential")
+	defer done()
+	var c *Credential
+	err := d.inTx(ctx, func(tx *tx) error {
+		emailSignIn, err := tx.lockUser(userID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNoPasskey
+		}
+		if err != nil {
+			return err
+		}
+		var count int
+		if err := tx.row(`SELECT count(*) FROM credentials WHERE user_id = $1`, userID).Scan(&count); err != nil {
+			return err
+		}
+		c, err = scanCredential(tx.row(`SELECT `+credentialColumns+` FROM credentials WHERE id = $1 AND user_id = $2`, id, userID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNoPasskey
+		}
+		if err != nil {
+			return err
+		}
+		if !emailSignIn && count <= 1 {
+			return ErrLastPasskey
+		}
+		_, err = tx.exec(`DELETE FROM credentials WHERE id = $1`, id)
+		return err
+	})
 	if err != nil {
-		return nil, d.internal("begin delete credential", err)
-	}
-	defer tx.Rollback()
-	c, err := scanCredential(tx.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ? AND user_id = ?`, id, userID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNoPasskey
-	}
-	if err != nil {
-		return nil, d.internal("read credential", err)
-	}
-	var emailSignIn bool
-	var count int
-	if err := tx.QueryRowContext(ctx, `SELECT email_signin, (SELECT count(*) FROM credentials WHERE user_id = users.id)
-		FROM users WHERE id = ?`, userID).Scan(&emailSignIn, &count); err != nil {
-		return nil, d.internal("read user", err)
-	}
-	if !emailSignIn && count <= 1 {
-		return nil, ErrLastPasskey
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE id = ?`, id); err != nil {
-		return nil, d.internal("delete credential", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, d.internal("commit delete credential", err)
+		return nil, d.fail("delete credential", err)
 	}
 	d.signIns.forgetRow(id)
 	return c, nil
+}
+
+// lockUser locks the live account's row until the transaction ends and
+// returns whether it signs in by email (sql.ErrNoRows: no such account).
+// Whatever the transaction reads of the account's passkeys must be read
+// after it, in statements of their own: on PostgreSQL a statement sees
+// what was committed when it began, and the lock may have waited for a
+// transaction that added or removed one.
+func (t *tx) lockUser(userID int64) (emailSignIn bool, err error) {
+	err = t.row(`SELECT email_signin FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, userID).Scan(&emailSignIn)
+	return emailSignIn, err
 }

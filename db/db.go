@@ -1,5 +1,9 @@
-// Package db opens Latchkey's SQLite database, applies its migrations and
-// holds the raw SQL for its two tables: users.go and credentials.go.
+// Package db is Latchkey's store: users and their passkeys, on SQLite (the
+// default, one file) or PostgreSQL (many machines). Each query is written
+// once, with $N placeholders both drivers bind; what truly differs between
+// the engines (schema types, row and advisory locks, error codes, pushed
+// notifications) lives in dialect.go, sqlite.go and postgres.go. The raw SQL
+// is in users.go, credentials.go and revocations.go.
 package db
 
 import (
@@ -9,181 +13,149 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
+	mrand "math/rand/v2"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/latchkey/latchkey/errs"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
-// DB is the database: a pool of read connections and a single write
-// connection. One writer means writes from this process queue in Go instead
-// of colliding inside SQLite, so SQLITE_BUSY can only come from another
-// process, and busy_timeout absorbs that.
+// Config says which database to open.
+type Config struct {
+	// Path is the SQLite file, used when URL is empty.
+	Path string
+	// URL is a postgres:// (or postgresql://) URL: use PostgreSQL.
+	URL string
+	// OpTimeout bounds every database operation, so that an unreachable
+	// database makes a request fail within it instead of hanging
+	// (default 5s).
+	OpTimeout time.Duration
+	// MaxConns is PostgreSQL's pool size per instance (default 10).
+	MaxConns int
+}
+
+// DB is the store. On SQLite it is a pool of read connections and a single
+// write connection: writes from this process queue in Go instead of
+// colliding inside SQLite. On PostgreSQL both are the same pool, and row
+// locks order what SQLite's single writer ordered.
 type DB struct {
+	dialect
 	read  *sql.DB
 	write *sql.DB
 	// r and w are the prepared statements of each pool.
 	r, w *stmtCache
 
+	opTimeout time.Duration
+
 	// busy counts SQLITE_BUSY errors that reached us (after busy_timeout).
 	busy atomic.Int64
-	// queries counts statements by the name of the method that ran them,
+	// queries counts operations by the name of the method that ran them,
 	// so tests can prove which paths touch the database.
 	queries queryCounter
 
 	// signIns saves passkey sign-ins their first read; see signInCache.
 	signIns signInCache
+
+	// listen is how this database pushes revocations (PostgreSQL's
+	// LISTEN/NOTIFY); nil when it cannot.
+	listen func(ctx context.Context, wake func()) error
 }
 
-// pragmas are set on every connection through the DSN, because the pool
-// opens connections on its own and a PRAGMA run once would reach only one.
-var pragmas = []string{
-	// Wait (instead of failing) when another process holds the write lock.
-	// First: they run in order, and switching a new database to WAL takes
-	// that lock too (two instances starting at once).
-	"busy_timeout(5000)",
-	// WAL lets readers proceed while the writer commits.
-	"journal_mode(WAL)",
-	// In WAL mode NORMAL is still corruption-safe; a power cut can lose
-	// the last commits, never the database. It saves an fsync per commit.
-	"synchronous(NORMAL)",
-	// credentials.user_id ON DELETE CASCADE relies on this.
-	"foreign_keys(1)",
-	// Temporary b-trees in memory; nothing we do needs them on disk.
-	"temp_store(MEMORY)",
-}
-
-// Open opens (creating if needed, with its folder) the database at path and
-// applies any migrations not yet applied.
-func Open(ctx context.Context, path string) (*DB, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create database folder: %w", err)
-		}
+// Open opens the database cfg names, creating it if needed, and applies
+// any migrations not yet applied.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 5 * time.Second
 	}
-	// The database holds email addresses: create it readable by us only.
-	// SQLite gives its -wal and -shm files the same mode.
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-	}
-	write, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		return nil, err
-	}
-	// One writer connection: see DB.
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxIdleTime(0)
-
-	read, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		write.Close()
-		return nil, err
-	}
-	// database/sql keeps only 2 idle connections by default; under load it
-	// would keep closing and reopening SQLite connections. Keep them all.
-	n := max(4, 2*runtime.GOMAXPROCS(0))
-	read.SetMaxOpenConns(n)
-	read.SetMaxIdleConns(n)
-	read.SetConnMaxIdleTime(0)
-
-	d := &DB{read: read, write: write, r: newStmtCache(read), w: newStmtCache(write)}
-	// A brand-new file opened by several processes at once (instances
-	// starting together) can answer SQLITE_BUSY without waiting while one
-	// of them turns it into a WAL database: try again for a few seconds.
-	for wait := 10 * time.Millisecond; ; wait *= 2 {
-		err := d.migrate(ctx)
-		if err == nil {
-			return d, nil
-		}
-		if !isBusy(err) || wait > 2*time.Second {
-			d.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			d.Close()
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
-
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	if readOnly {
-		// A read connection that tries to write is a bug; make it fail.
-		q.Add("_pragma", "query_only(1)")
+	var (
+		d   *DB
+		err error
+	)
+	if cfg.URL != "" {
+		d, err = openPostgres(ctx, cfg)
 	} else {
-		// Transactions take the write lock at BEGIN, so a transaction
-		// that reads then writes cannot deadlock with another process.
-		q.Set("_txlock", "immediate")
+		d, err = openSQLite(ctx, cfg.Path)
 	}
-	return "file:" + path + "?" + q.Encode()
+	if err != nil {
+		return nil, err
+	}
+	d.opTimeout = cfg.OpTimeout
+	d.r, d.w = newStmtCache(d.read, &d.dialect), newStmtCache(d.write, &d.dialect)
+	if err := d.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
-// Close closes both pools.
+// Close closes the pools.
 func (d *DB) Close() error {
 	d.r.close()
 	d.w.close()
+	if d.read == d.write {
+		return d.read.Close()
+	}
 	return errors.Join(d.read.Close(), d.write.Close())
+}
+
+// Engine names the database engine: "sqlite" or "postgres".
+func (d *DB) Engine() string {
+	if d.postgres {
+		return "postgres"
+	}
+	return "sqlite"
 }
 
 // Ping checks that the database answers a query.
 func (d *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opTimeout)
+	defer cancel()
 	var one int
-	return d.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+	return d.fail("ping", d.read.QueryRowContext(ctx, "SELECT 1").Scan(&one))
 }
 
 // BusyErrors returns how many SQLITE_BUSY errors reached this process.
 func (d *DB) BusyErrors() int64 { return d.busy.Load() }
 
-// Queries returns how many statements each method has run.
+// Queries returns how many operations each method has run.
 func (d *DB) Queries() map[string]int64 { return d.queries.snapshot() }
 
-// migrate applies embedded migrations in order, each in its own transaction
-// together with its row in schema_migrations. BEGIN IMMEDIATE (the write
-// connection's txlock) serialises instances starting at the same time.
+// op starts the operation name: it is counted, and bounded by the
+// operation timeout.
+func (d *DB) op(ctx context.Context, name string) (context.Context, context.CancelFunc) {
+	d.queries.add(name)
+	return context.WithTimeout(ctx, d.opTimeout)
+}
+
+// migrate applies the engine's embedded migrations in order, each in its
+// own transaction together with its row in schema_migrations. Instances
+// starting at the same time serialise on the engine's lock (SQLite's
+// BEGIN IMMEDIATE, an advisory lock on PostgreSQL), so the first applies
+// each migration and the others find it applied.
 func (d *DB) migrate(ctx context.Context) error {
-	// In a transaction, which the writer pool begins IMMEDIATE: it takes the
-	// write lock up front, waiting for it (busy_timeout). A bare statement
-	// would start as a reader and fail at once with SQLITE_BUSY if another
-	// process wrote meanwhile (two instances starting together).
-	tx, err := d.write.BeginTx(ctx, nil)
+	err := d.migrationTx(ctx, func(tx *tx) error {
+		_, err := tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	dir := "migrations/" + d.Engine()
+	names, err := fs.Glob(migrationFiles, dir+"/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		base := filepath.Base(name)
+		base := path.Base(name)
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with a number", base)
@@ -192,34 +164,46 @@ func (d *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := d.applyMigration(ctx, version, base, string(body)); err != nil {
+		err = d.migrationTx(ctx, func(tx *tx) error {
+			var applied int
+			if err := tx.row("SELECT count(*) FROM schema_migrations WHERE version = $1", version).Scan(&applied); err != nil || applied > 0 {
+				return err
+			}
+			if _, err := tx.exec(string(body)); err != nil {
+				return err
+			}
+			_, err := tx.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+				version, base, time.Now().UnixMilli())
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("migration %s: %w", base, err)
 		}
 	}
 	return nil
 }
 
-func (d *DB) applyMigration(ctx context.Context, version int, name, body string) error {
-	tx, err := d.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+// migrationTx runs one step of migrate in a transaction that holds the
+// migration lock. A brand-new SQLite file opened by several processes at
+// once can answer SQLITE_BUSY without waiting while one of them turns it
+// into a WAL database: that is tried again for a few seconds.
+func (d *DB) migrationTx(ctx context.Context, fn func(*tx) error) error {
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		err := d.inTx(ctx, func(tx *tx) error {
+			if err := tx.lockMigrations(); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
+		if err == nil || !isBusy(err) || wait > 2*time.Second {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	defer tx.Rollback()
-	var applied int
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", version).Scan(&applied); err != nil {
-		return err
-	}
-	if applied > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-		version, name, time.Now().UnixMilli()); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // Migrations returns the names of the applied migrations, oldest first.
@@ -240,25 +224,90 @@ func (d *DB) Migrations(ctx context.Context) ([]string, error) {
 	return names, rows.Err()
 }
 
-// internal wraps a database error as an internal error, counting SQLITE_BUSY.
-func (d *DB) internal(op string, err error) error {
+// tx is a write transaction: its statements are written once and rewritten
+// for the engine, and it can take the engine's locks.
+type tx struct {
+	*sql.Tx
+	d   *DB
+	ctx context.Context
+}
+
+func (t *tx) row(query string, args ...any) *sql.Row {
+	return t.Tx.QueryRowContext(t.ctx, t.d.rewrite(query), args...)
+}
+
+func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	return t.Tx.ExecContext(t.ctx, t.d.rewrite(query), args...)
+}
+
+func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	return t.Tx.QueryContext(t.ctx, t.d.rewrite(query), args...)
+}
+
+// maxAttempts bounds how often a transaction that PostgreSQL aborted as a
+// serialization failure or a deadlock is tried.
+const maxAttempts = 4
+
+// inTx runs fn in a write transaction and commits it. fn may run more than
+// once: a transaction aborted by a serialization failure or a deadlock is
+// tried again from the start (a bounded number of times), so fn must only
+// read and write through tx and set its results afresh each time.
+func (d *DB) inTx(ctx context.Context, fn func(*tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := d.tryTx(ctx, fn)
+		if err == nil || attempt == maxAttempts || !d.retryable(err) {
+			return err
+		}
+		// Let the other transaction finish, with jitter so that two
+		// retrying ones do not collide again.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * time.Duration(1+mrand.IntN(5)) * time.Millisecond):
+		}
+	}
+}
+
+func (d *DB) tryTx(ctx context.Context, fn func(*tx) error) error {
+	sqlTx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(&tx{Tx: sqlTx, d: d, ctx: ctx}); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	return sqlTx.Commit()
+}
+
+// errUnavailable is what people see when the database does not answer.
+const errUnavailableMessage = "The database isn't answering just now, so nothing was changed. Please try again in a minute."
+
+// fail turns a database error into the error vocabulary: errors of the
+// vocabulary pass through, an unreachable (or, on SQLite, locked) database
+// is errs.Unavailable (503, "try again"), anything else errs.Internal.
+// sql.ErrNoRows must be handled before (see notFound).
+func (d *DB) fail(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if _, ok := errors.AsType[*errs.Error](err); ok {
+		return err
 	}
 	if isBusy(err) {
 		d.busy.Add(1)
 	}
+	if d.unavailable(err) {
+		return errs.Wrap(fmt.Errorf("%s: %w", op, err), errs.Unavailable, errUnavailableMessage)
+	}
 	return errs.Wrap(fmt.Errorf("%s: %w", op, err), errs.Internal, "")
 }
 
-// isBusy reports whether err is SQLITE_BUSY (or one of its extended codes).
-func isBusy(err error) bool {
-	se, ok := errors.AsType[*sqlite.Error](err)
-	return ok && se.Code()&0xff == sqlite3.SQLITE_BUSY
-}
-
-// isUniqueViolation reports whether err is a UNIQUE constraint failure.
-func isUniqueViolation(err error) bool {
-	se, ok := errors.AsType[*sqlite.Error](err)
-	return ok && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+// notFound turns sql.ErrNoRows into the not-found error, so handlers never
+// see database errors.
+func (d *DB) notFound(op string, err error, message string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return errs.E(errs.NotFound, message)
+	}
+	return d.fail(op, err)
 }

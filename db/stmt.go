@@ -6,20 +6,22 @@ import (
 	"sync"
 )
 
-// stmtCache keeps one prepared statement per query text. SQLite spends
+// stmtCache keeps one prepared statement per query text (as written; it
+// prepares the engine's spelling of it). SQLite spends
 // more time preparing a small statement than running it, and database/sql
 // re-prepares a *sql.Stmt only once per pooled connection, so preparing
 // each query once roughly halves the cost of the hot paths (sign-in,
 // refresh). The set of queries is fixed in the code, so the cache is
 // bounded.
 type stmtCache struct {
-	pool *sql.DB
-	mu   sync.Mutex
-	m    map[string]*sql.Stmt
+	pool    *sql.DB
+	dialect *dialect
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
 }
 
-func newStmtCache(pool *sql.DB) *stmtCache {
-	return &stmtCache{pool: pool, m: make(map[string]*sql.Stmt)}
+func newStmtCache(pool *sql.DB, d *dialect) *stmtCache {
+	return &stmtCache{pool: pool, dialect: d, m: make(map[string]*sql.Stmt)}
 }
 
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -28,7 +30,7 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := c.m[query]; ok {
 		return s, nil
 	}
-	s, err := c.pool.PrepareContext(ctx, query)
+	s, err := c.pool.PrepareContext(ctx, c.dialect.rewrite(query))
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +53,7 @@ func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sq
 	if err != nil {
 		// The unprepared query fails the same way, and its Row carries
 		// the error to Scan.
-		return c.pool.QueryRowContext(ctx, query, args...)
+		return c.pool.QueryRowContext(ctx, c.dialect.rewrite(query), args...)
 	}
 	return s.QueryRowContext(ctx, args...)
 }

@@ -38,7 +38,7 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 			Error: "Type your email address exactly as shown to confirm.",
 		}))
 	}
-	stamp, err := h.db.DeleteUser(c.Request().Context(), u.Handle, h.clock.Now)
+	stamp, err := h.db.DeleteUser(c.Request().Context(), u.Handle, h.clock.Now())
 	if err != nil {
 		return err
 	}

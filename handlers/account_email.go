@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -106,7 +107,7 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, now, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now)
+	u, now, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -137,8 +138,9 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 		}))
 	}
 	// The same person, in the same browser: a new session with the same
-	// proof of identity, so a passkey session stays a passkey session.
-	issued, err := h.tokens.IssueAfter(now, u.Handle, s.AMR, timeUnix(s.AuthTime), auth.NewSessionID())
+	// proof of identity, so a passkey session stays a passkey session,
+	// issued just after the stamp (as ChangeEmail recorded).
+	issued, err := h.tokens.IssueAt(now.Add(time.Millisecond), u.Handle, s.AMR, timeUnix(s.AuthTime), auth.NewSessionID(), 0)
 	if err != nil {
 		return err
 	}

@@ -54,19 +54,22 @@ func (h *Handler) consumeLink(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	var u *db.User
+	var (
+		u   *db.User
+		iat time.Time
+	)
 	switch l.Kind {
 	case auth.LinkSignIn:
-		u, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro())
+		u, iat, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now())
 	case auth.LinkSignUp:
-		u, _, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), h.clock.Now())
+		u, _, iat, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), h.clock.Now())
 	default:
 		return errWrongLinkKind
 	}
 	if err != nil {
 		return err
 	}
-	if err := h.startSession(c, u.Handle, auth.AMREmail); err != nil {
+	if err := h.startSession(c, u.Handle, auth.AMREmail, iat); err != nil {
 		return err
 	}
 	// Signed in, this browser needs no link-request cookie any more; it

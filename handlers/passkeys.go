@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -90,7 +91,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 		}
 	}
 	ctx := c.Request().Context()
-	owner, remembered, err := h.verifyPasskeySignIn(ctx, cer, parsed)
+	owner, iat, remembered, err := h.verifyPasskeySignIn(ctx, cer, parsed)
 	if err != nil && remembered && !errors.Is(err, db.ErrPasskeyReplay) {
 		// What this instance remembered of the passkey may be out of date
 		// (changed on another instance). The failure made it forget: try
@@ -103,7 +104,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 		if errors.Is(err, db.ErrCounterWentBack) {
 			h.warnCounter(parsed.RawID, "remembered")
 		}
-		owner, _, err = h.verifyPasskeySignIn(ctx, cer, parsed)
+		owner, iat, _, err = h.verifyPasskeySignIn(ctx, cer, parsed)
 	}
 	if errors.Is(err, db.ErrCounterWentBack) {
 		h.warnCounter(parsed.RawID, "stored")
@@ -111,7 +112,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.startSession(c, owner, auth.AMRPasskey); err != nil {
+	if err := h.startSession(c, owner, auth.AMRPasskey, iat); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, redirectBody{Redirect: nextOr(cer.Next, "/account")})
@@ -125,24 +126,26 @@ type redirectBody struct {
 var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
 
 // verifyPasskeySignIn checks an assertion against its credential row and
-// records the use; it returns the owner's handle, and whether the row came
-// from this instance's memory. Any failure but a replay makes the instance
-// forget what it remembered of the credential.
-func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) (owner []byte, remembered bool, err error) {
+// records the use; it returns the owner's handle, the issue time of the
+// session's tokens, and whether the row came from this instance's memory.
+// Any failure but a replay makes the instance forget what it remembered of
+// the credential.
+func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) (owner []byte, iat time.Time, remembered bool, err error) {
 	cred, owner, remembered, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
 	if errs.Code(err) == errs.NotFound {
-		return nil, false, forgetCredential(parsed.RawID, errUnknownPasskey)
+		return nil, time.Time{}, false, forgetCredential(parsed.RawID, errUnknownPasskey)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, time.Time{}, false, err
 	}
-	if err := h.checkAndRecordAssertion(ctx, cer, parsed, cred, owner); err != nil {
+	iat, err = h.checkAndRecordAssertion(ctx, cer, parsed, cred, owner)
+	if err != nil {
 		if !errors.Is(err, db.ErrPasskeyReplay) {
 			h.db.ForgetSignInCredential(parsed.RawID)
 		}
-		return nil, remembered, err
+		return nil, time.Time{}, remembered, err
 	}
-	return owner, remembered, nil
+	return owner, iat, remembered, nil
 }
 
 // warnCounter logs a passkey whose signature counter did not increase over
@@ -153,29 +156,30 @@ func (h *Handler) warnCounter(credentialID []byte, against string) {
 }
 
 // checkAndRecordAssertion verifies the assertion against cred, owned by
-// owner, and records the use.
+// owner, and records the use; it returns the issue time of the session's
+// tokens.
 func (h *Handler) checkAndRecordAssertion(ctx context.Context, cer *auth.Ceremony,
-	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte) error {
+	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte) (time.Time, error) {
 	if cer.Kind == auth.CeremonyReauth && !bytes.Equal(owner, cer.UserHandle) {
-		return errPasskeyOfAnotherAccount // a step-up takes only the account's own passkeys
+		return time.Time{}, errPasskeyOfAnotherAccount // a step-up takes only the account's own passkeys
 	}
 	if !cred.LastUsedAt.Before(cer.Started) {
 		// This ceremony (or a newer one) already used the credential: a
 		// replay. Said before verifying, so that a replay is not reported
 		// as a cloned authenticator; RecordCredentialUse enforces it
 		// atomically either way.
-		return db.ErrPasskeyReplay
+		return time.Time{}, db.ErrPasskeyReplay
 	}
 	used, err := h.passkeys.FinishAssertion(owner, cred, cer, parsed)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	err = h.db.RecordCredentialUse(ctx, used)
+	iat, err := h.db.SignInWithPasskey(ctx, used, h.clock.Now())
 	if errs.Code(err) == errs.NotFound {
 		// Deleted since it was read (here or on another instance).
-		return forgetCredential(parsed.RawID, errUnknownPasskey)
+		return time.Time{}, forgetCredential(parsed.RawID, errUnknownPasskey)
 	}
-	return err
+	return iat, err
 }
 
 // forgetCredentialError names a credential the browser should forget

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
 )
 
@@ -90,28 +91,39 @@ func (h *Handler) authenticate(c echo.Context) (*auth.Claims, error) {
 	return nil, nil
 }
 
-// refresh rotates a refresh token: it reads the user row once (does the
-// account exist, was the session or every session revoked since) and
-// issues a new pair with the session's original auth_time and sid, whose
-// issue time is taken under the same write lock as every revocation stamp,
-// so a refresh racing "Sign out everywhere" can never outlive it.
+// refresh rotates a refresh token: it reads and writes the user row once,
+// locked (does the account exist, was the session or every session
+// revoked since, is this the session's current generation), and issues a
+// new pair with the session's original auth_time and sid and the next
+// generation, at an issue time ordered with every revocation of the
+// account (see db.RotateRefresh): a refresh racing "Sign out everywhere"
+// can never outlive it, and a replayed old refresh token ends the session.
 func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	rc, err := h.tokens.VerifyRefresh(raw)
 	if err != nil {
 		return nil, err
 	}
-	u, issuedAt, err := h.db.UserForRefresh(c.Request().Context(), rc.Handle(), h.clock.Now)
-	if errs.Code(err) == errs.NotFound {
-		return nil, auth.ErrTokenRevoked
+	if h.revocations.Revoked(rc.Subject, rc.SID, int64(rc.IssuedAt)) {
+		return nil, auth.ErrTokenRevoked // known here already: no read
 	}
-	if err != nil {
+	now := h.clock.Now()
+	authTime := timeUnix(rc.AuthTime)
+	u, gen, issuedAt, err := h.db.RotateRefresh(c.Request().Context(), db.Refresh{
+		Handle: rc.Handle(), SID: rc.SID, Gen: rc.Gen, IssuedAt: int64(rc.IssuedAt), AuthTime: rc.AuthTime,
+		Expires: h.sessionExpiry(authTime, now).UnixMilli(),
+	}, now)
+	switch {
+	case errors.Is(err, db.ErrRefreshReplayed):
+		h.revocations.RevokeSession(rc.Subject, rc.SID)
+		h.log.Warn("a replayed refresh token ended its session everywhere", "event", "refresh_replayed",
+			"user", rc.Subject, "client", c.RealIP())
+		return nil, auth.ErrTokenRevoked
+	case errs.Code(err) == errs.Unauthorized:
+		return nil, auth.ErrTokenRevoked
+	case err != nil:
 		return nil, err
 	}
-	if int64(rc.IssuedAt) <= u.TokensValidAfter || u.SessionRevoked(rc.SID) ||
-		h.revocations.Revoked(rc.Subject, rc.SID, int64(rc.IssuedAt)) {
-		return nil, auth.ErrTokenRevoked
-	}
-	issued, err := h.tokens.IssueAt(issuedAt, u.Handle, rc.AMR, time.Unix(rc.AuthTime, 0), rc.SID)
+	issued, err := h.tokens.IssueAt(issuedAt, u.Handle, rc.AMR, authTime, rc.SID, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -119,10 +131,25 @@ func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	return issued.Claims, nil
 }
 
+// sessionExpiry is when a session signed in at authTime ends unless it is
+// refreshed again: an idle period from now, and never past its absolute
+// limit.
+func (h *Handler) sessionExpiry(authTime, now time.Time) time.Time {
+	return minTime(authTime.Add(h.cfg.MaxTTL), now.Add(h.cfg.IdleTTL))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // startSession signs the user in on this browser: a new session id, the
-// authentication time now, and fresh cookies.
-func (h *Handler) startSession(c echo.Context, handle []byte, amr []string) error {
-	issued, err := h.tokens.Issue(handle, amr, h.clock.Now(), auth.NewSessionID())
+// authentication time now, fresh cookies, and the issue time the database
+// gave the sign-in's write.
+func (h *Handler) startSession(c echo.Context, handle []byte, amr []string, issuedAt time.Time) error {
+	issued, err := h.tokens.IssueAt(issuedAt, handle, amr, h.clock.Now(), auth.NewSessionID(), 0)
 	if err != nil {
 		return err
 	}

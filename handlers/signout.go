@@ -15,8 +15,8 @@ func (h *Handler) signOut(c echo.Context) error {
 		now := h.clock.Now()
 		// No refresh token of this session outlives both its absolute
 		// limit and an idle period from now.
-		expires := min(timeUnix(s.AuthTime).Add(h.cfg.MaxTTL).UnixMilli(), now.Add(h.cfg.IdleTTL).UnixMilli())
-		endedAll, err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, h.clock.Now)
+		expires := h.sessionExpiry(timeUnix(s.AuthTime), now).UnixMilli()
+		endedAll, err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, now)
 		if err != nil {
 			return err
 		}
@@ -36,7 +36,7 @@ func (h *Handler) signOut(c echo.Context) error {
 // within a poll.
 func (h *Handler) signOutEverywhere(c echo.Context) error {
 	s := sessionOf(c)
-	stamp, err := h.db.EndAllSessions(c.Request().Context(), s.Handle(), h.clock.Now)
+	stamp, err := h.db.EndAllSessions(c.Request().Context(), s.Handle(), h.clock.Now())
 	if err != nil {
 		return err
 	}

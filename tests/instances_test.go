@@ -22,7 +22,7 @@ import (
 func requestPathQueries(a *testkit.App) int64 {
 	var n int64
 	for name, c := range a.App.DB.Queries() {
-		if name != "RevocationsSince" && name != "PurgeTombstones" {
+		if name != "RevocationsAfter" && name != "PurgeTombstones" {
 			n += c
 		}
 	}
