@@ -115,3 +115,62 @@ func TestBadConfigurationIsExplained(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseAndMailSettingsAreChecked: PostgreSQL and SQLite are not
+// both configured; PostgreSQL needs shared secrets; a password in
+// DATABASE_URL appears in no message, whether the URL is malformed or the
+// server unreachable; and an https deployment without SMTP refuses to
+// write working sign-in links to its log unless told to.
+func TestDatabaseAndMailSettingsAreChecked(t *testing.T) {
+	t.Chdir(t.TempDir())
+	secret := testkit.NewSecret()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"both databases", map[string]string{"DATABASE_PATH": "x.db", "DATABASE_URL": "postgres://u:s3cretpw@localhost/db", "SECRET_KEYS": secret},
+			[]string{"DATABASE_URL", "not both"}},
+		{"no shared secret", map[string]string{"DATABASE_URL": "postgres://u:s3cretpw@localhost/db"},
+			[]string{"SECRET_KEYS", "required with DATABASE_URL"}},
+		{"not a postgres URL", map[string]string{"DATABASE_URL": "mysql://u:s3cretpw@localhost/db", "SECRET_KEYS": secret},
+			[]string{"DATABASE_URL", "postgres://"}},
+		{"malformed", map[string]string{"DATABASE_URL": "postgres://u:s3cretpw@localhost:notaport/db", "SECRET_KEYS": secret},
+			[]string{"DATABASE_URL", "not a valid"}},
+		{"unreachable", map[string]string{"DATABASE_URL": "postgres://u:s3cretpw@127.0.0.1:1/db?connect_timeout=2", "SECRET_KEYS": secret},
+			[]string{"PostgreSQL"}},
+		{"https without SMTP", map[string]string{"BASE_URL": "https://login.example.com"},
+			[]string{"SMTP_URL", "MAIL_TO_LOG=1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out testkit.SyncBuffer
+			err := run(context.Background(), nil, func(k string) string { return tc.env[k] }, &out)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not mention %q: %v", want, err)
+				}
+			}
+			if strings.Contains(err.Error()+out.String(), "s3cretpw") {
+				t.Errorf("the database password appears in the output: %v\n%s", err, out.String())
+			}
+		})
+	}
+	// With the opt-in, an https deployment writes emails to its log.
+	env := map[string]string{"BASE_URL": "https://login.example.com", "MAIL_TO_LOG": "1", "LISTEN_ADDR": "127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out testkit.SyncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &out) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "listening"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("MAIL_TO_LOG=1 did not start:\n%s", out.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("with MAIL_TO_LOG=1: %v", err)
+	}
+}

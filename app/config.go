@@ -27,9 +27,9 @@ type Config struct {
 	ListenAddr     string
 	BaseURL        *url.URL
 	DatabasePath   string
-	DatabaseURL    string // postgres://…: PostgreSQL instead of DatabasePath
-	DatabaseNotify bool   // PostgreSQL: revocations pushed with LISTEN/NOTIFY
-	MailToLog      bool   // an https deployment may write emails to the log
+	DatabaseURL    string           // postgres://…: PostgreSQL instead of DatabasePath
+	DatabaseNotify bool             // PostgreSQL: revocations pushed with LISTEN/NOTIFY
+	MailToLog      bool             // an https deployment may write emails to the log
 	SMTP           *mail.SMTPConfig // nil: emails go to the log
 	SMTPTimeout    time.Duration
 	MailFrom       string

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"maps"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -150,13 +151,29 @@ func setCookieHeader(r *testkit.Response, name string) string {
 // twoInstances starts two instances on one database and one secret, behind
 // one public origin (A's), as behind a load balancer. poll is how often each
 // polls for revocations (0: the test default).
-func twoInstances(t *testing.T, poll time.Duration) (a, b *testkit.App) {
+func twoInstances(t *testing.T, store testkit.Store, poll time.Duration) (a, b *testkit.App) {
+	t.Helper()
+	apps := instances(t, store, 2, poll, nil)
+	return apps[0], apps[1]
+}
+
+// instances starts n instances on one store and one secret, behind one
+// public origin (the first one's), sharing nothing else; env is added to
+// each one's environment.
+func instances(t *testing.T, store testkit.Store, n int, poll time.Duration, env map[string]string) []*testkit.App {
 	t.Helper()
 	secret := testkit.NewSecret()
-	dbPath := t.TempDir() + "/shared.db"
 	mail := testkit.StartMailServer(t, false)
-	a = testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: poll})
-	b = testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, DatabasePath: dbPath, Mail: mail, PollInterval: poll,
-		Env: map[string]string{"BASE_URL": a.URL}})
-	return a, b
+	apps := make([]*testkit.App, n)
+	for i := range apps {
+		e := maps.Clone(env)
+		if i > 0 {
+			if e == nil {
+				e = map[string]string{}
+			}
+			e["BASE_URL"] = apps[0].URL
+		}
+		apps[i] = testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, Store: store, Mail: mail, PollInterval: poll, Env: e})
+	}
+	return apps
 }

@@ -151,14 +151,19 @@ func TestChangeEmailToATakenAddressLooksTheSame(t *testing.T) {
 }
 
 func TestEmailChangeRaces(t *testing.T) {
-	a := testkit.StartApp(t, testkit.AppOptions{})
+	testkit.EachEngine(t, testEmailChangeRaces)
+}
+
+func testEmailChangeRaces(t *testing.T, store testkit.Store) {
+	apps := instances(t, store, 3, 0, nil)
+	a := apps[0]
 	// One account, two pending changes: exactly one wins.
 	b := a.Browser(t)
 	signIn(t, a, b, "race@example.com")
 	expectStatus(t, b.Post("/account/email", url.Values{"email": {"x@example.com"}}), http.StatusOK)
 	expectStatus(t, b.Post("/account/email", url.Values{"email": {"y@example.com"}}), http.StatusOK)
 	toks := []string{emailLink(t, a, "x@example.com", 0, "/account/email/confirm"), emailLink(t, a, "y@example.com", 0, "/account/email/confirm")}
-	codes := confirmAtOnce(t, a, toks)
+	codes := confirmAtOnce(t, apps, toks)
 	if codes[http.StatusOK] != 1 || codes[http.StatusGone] != 1 {
 		t.Errorf("two changes of one account: %v, want one 200 and one 410", codes)
 	}
@@ -178,7 +183,7 @@ func TestEmailChangeRaces(t *testing.T) {
 	if len(mails) != 2 {
 		t.Fatalf("%d confirmation emails", len(mails))
 	}
-	codes = confirmAtOnce(t, a, []string{linkToken(t, mails[0]), linkToken(t, mails[1])})
+	codes = confirmAtOnce(t, apps, []string{linkToken(t, mails[0]), linkToken(t, mails[1])})
 	if codes[http.StatusOK] != 1 || codes[http.StatusConflict] != 1 {
 		t.Errorf("two accounts to one address: %v, want one 200 and one 409", codes)
 	}
@@ -218,15 +223,17 @@ func accountsOf(t *testing.T, a *testkit.App, emails ...string) int {
 	return n
 }
 
-func confirmAtOnce(t *testing.T, a *testkit.App, toks []string) map[int]int {
+// confirmAtOnce confirms each email-change link at the same moment, each
+// on another instance.
+func confirmAtOnce(t *testing.T, apps []*testkit.App, toks []string) map[int]int {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		codes = map[int]int{}
 	)
-	for _, tok := range toks {
+	for i, tok := range toks {
 		wg.Go(func() {
-			r := a.Browser(t).Post("/account/email/confirm", url.Values{"token": {tok}})
+			r := apps[i%len(apps)].Browser(t).Post("/account/email/confirm", url.Values{"token": {tok}})
 			mu.Lock()
 			codes[r.StatusCode]++
 			mu.Unlock()

@@ -715,8 +715,16 @@ func TestCeremoniesAreBoundToTheirPurposeAndAccount(t *testing.T) {
 // refused and told which passkey its browser should forget. Deleting one
 // makes room again.
 func TestPasskeysPerAccountAreLimited(t *testing.T) {
+	testkit.EachEngine(t, testPasskeysPerAccountAreLimited)
+}
+
+func testPasskeysPerAccountAreLimited(t *testing.T, store testkit.Store) {
 	clock := testkit.NewClock()
-	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+	secret, mail := testkit.NewSecret(), testkit.StartMailServer(t, false)
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, Store: store, SecretKeys: secret, Mail: mail})
+	// A second instance, where the account's other device is routed.
+	a2 := testkit.StartApp(t, testkit.AppOptions{Clock: clock, Store: store, SecretKeys: secret, Mail: mail,
+		Env: map[string]string{"BASE_URL": a.URL}})
 	b := a.Browser(t)
 	signIn(t, a, b, "many@example.com")
 	first := addPasskey(t, a, b)
@@ -725,8 +733,9 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		addPasskey(t, a, b)
 	}
 
-	// Two devices of the account each begin a registration at 19…
-	other := a.Browser(t)
+	// Two devices of the account each begin a registration at 19, on two
+	// instances…
+	other := a2.Browser(t)
 	b.CopyCookies(other)
 	mine, theirs := testkit.NewPasskey(t, a.URL), testkit.NewPasskey(t, a.URL)
 	beginMine, beginTheirs := b.PostJSON("/account/passkeys/begin", nil), other.PostJSON("/account/passkeys/begin", nil)

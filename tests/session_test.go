@@ -181,7 +181,11 @@ func TestSignOutEverywhereEndsEverySession(t *testing.T) {
 }
 
 func TestRevocationReachesAnotherInstanceWithinSeconds(t *testing.T) {
-	a, bInst := twoInstances(t, 0)
+	testkit.EachEngine(t, testRevocationReachesAnotherInstanceWithinSeconds)
+}
+
+func testRevocationReachesAnotherInstanceWithinSeconds(t *testing.T, store testkit.Store) {
+	a, bInst := twoInstances(t, store, 0)
 
 	onA := a.Browser(t)
 	signIn(t, a, onA, "tina@example.com")
@@ -231,7 +235,12 @@ func TestSignOutAfterASilentRefreshLeavesNoToken(t *testing.T) {
 // token as fast as it can while the owner signs out everywhere: whatever the
 // thief minted during the race must be dead afterwards.
 func TestRefreshRacingSignOutEverywhere(t *testing.T) {
-	a := testkit.StartApp(t, testkit.AppOptions{})
+	testkit.EachEngine(t, testRefreshRacingSignOutEverywhere)
+}
+
+func testRefreshRacingSignOutEverywhere(t *testing.T, store testkit.Store) {
+	apps := instances(t, store, 3, 0, nil)
+	a := apps[0]
 	owner := a.Browser(t)
 	signIn(t, a, owner, "walt@example.com")
 	stolen := owner.Cookie("__Host-rt")
@@ -240,7 +249,7 @@ func TestRefreshRacingSignOutEverywhere(t *testing.T) {
 	var wg sync.WaitGroup
 	thieves := make([]*testkit.Browser, 8)
 	for i := range thieves {
-		thief := a.Browser(t)
+		thief := apps[i%len(apps)].Browser(t) // on every instance
 		thief.SetCookie("__Host-rt", stolen)
 		thieves[i] = thief
 		wg.Go(func() {
@@ -272,19 +281,28 @@ func TestRefreshRacingSignOutEverywhere(t *testing.T) {
 // memory any more, the old refresh cookie is still refused — by the user's
 // row, on an instance started after the fact.
 func TestARevokedSessionCannotBeRefreshedAnywhere(t *testing.T) {
+	testkit.EachEngine(t, testARevokedSessionCannotBeRefreshedAnywhere)
+}
+
+func testARevokedSessionCannotBeRefreshedAnywhere(t *testing.T, store testkit.Store) {
 	for _, action := range []string{"/signout", "/signout/everywhere"} {
 		t.Run(action, func(t *testing.T) {
 			clock := testkit.NewClock()
-			secret, dbPath := testkit.NewSecret(), t.TempDir()+"/shared.db"
+			secret, dbPath := testkit.NewSecret(), store
+			if store.Engine == "sqlite" {
+				dbPath = testkit.SQLiteStore(t) // one per subtest
+			} else {
+				dbPath = testkit.PostgresStore(t)
+			}
 			mail := testkit.StartMailServer(t, false)
-			a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, SecretKeys: secret, DatabasePath: dbPath, Mail: mail})
+			a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, SecretKeys: secret, Store: dbPath, Mail: mail})
 			b := a.Browser(t)
 			signIn(t, a, b, "vera@example.com")
 			stolen := b.Cookie("__Host-rt")
 			expectStatus(t, b.Post(action, nil), http.StatusSeeOther)
 
 			clock.Advance(time.Hour) // every access token and in-memory revocation is long gone
-			later := testkit.StartApp(t, testkit.AppOptions{Clock: clock, SecretKeys: secret, DatabasePath: dbPath, Mail: mail,
+			later := testkit.StartApp(t, testkit.AppOptions{Clock: clock, SecretKeys: secret, Store: dbPath, Mail: mail,
 				Env: map[string]string{"BASE_URL": a.URL}})
 			thief := later.Browser(t)
 			thief.SetCookie("__Host-rt", stolen)
@@ -319,4 +337,122 @@ func TestSignOutOverflowEndsEverySessionHereAtOnce(t *testing.T) {
 	if signedIn(t, keeper) {
 		t.Error("after the sign-out that overflowed the list, another session of the account is still signed in on this instance")
 	}
+}
+
+// TestRevocationReachesInstancesWhateverTheirClocks (defect: the catch-up
+// went by the writers' clocks): with instance A's clock 12 s behind B's,
+// "Sign out everywhere" through A is felt on B within seconds; and after
+// B's clock jumps 30 s ahead and B revokes a session, revocations through
+// A still reach B, and B's reach A.
+func TestRevocationReachesInstancesWhateverTheirClocks(t *testing.T) {
+	testkit.EachEngine(t, func(t *testing.T, store testkit.Store) {
+		secret, mail := testkit.NewSecret(), testkit.StartMailServer(t, false)
+		behind, onTime := testkit.NewClock(), testkit.NewClock()
+		behind.Advance(-12 * time.Second)
+		a := testkit.StartApp(t, testkit.AppOptions{Clock: behind, Store: store, SecretKeys: secret, Mail: mail})
+		b := testkit.StartApp(t, testkit.AppOptions{Clock: onTime, Store: store, SecretKeys: secret, Mail: mail,
+			Env: map[string]string{"BASE_URL": a.URL}})
+		// Sessions are signed in on A: B, ahead, accepts A's tokens (A
+		// refuses B's, issued in what is its future).
+		trial := func(name string, revokeOn, other *testkit.App) {
+			t.Helper()
+			person := a.Browser(t)
+			signIn(t, a, person, name+"@example.com")
+			here, there := revokeOn.Browser(t), other.Browser(t)
+			person.CopyCookies(here)
+			person.CopyCookies(there)
+			if !signedIn(t, here) || !signedIn(t, there) {
+				t.Fatalf("%s: the session does not work on both instances", name)
+			}
+			expectStatus(t, here.Post("/signout/everywhere", nil), http.StatusSeeOther)
+			for deadline := time.Now().Add(2 * time.Second); signedIn(t, there); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: the other instance still accepts the session 2 s after sign-out everywhere", name)
+				}
+			}
+			there.DeleteCookie("__Host-at")
+			if signedIn(t, there) {
+				t.Fatalf("%s: a refresh after sign-out everywhere worked", name)
+			}
+		}
+		trial("behind-to-on-time", a, b)
+		onTime.Advance(30 * time.Second) // B's clock jumps ahead…
+		trial("ahead-to-behind", b, a)   // …and it revokes
+		trial("behind-after-the-jump", a, b)
+	})
+}
+
+// TestReplayedRefreshTokenEndsTheSession (defect: a rotated-out refresh
+// token kept working): a copy of a refresh token used after its owner
+// refreshed ends the session for both holders, on every instance; two
+// tabs refreshing with the same token at the same moment both stay
+// signed in.
+func TestReplayedRefreshTokenEndsTheSession(t *testing.T) {
+	testkit.EachEngine(t, func(t *testing.T, store testkit.Store) {
+		clock := testkit.NewClock()
+		secret, mail := testkit.NewSecret(), testkit.StartMailServer(t, false)
+		var log testkit.SyncBuffer
+		a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, Store: store, SecretKeys: secret, Mail: mail, Log: &log})
+		b := testkit.StartApp(t, testkit.AppOptions{Clock: clock, Store: store, SecretKeys: secret, Mail: mail, Log: &log,
+			Env: map[string]string{"BASE_URL": a.URL}})
+
+		owner := a.Browser(t)
+		signIn(t, a, owner, "replay@example.com")
+		thief := b.Browser(t)
+		thief.SetCookie("__Host-rt", owner.Cookie("__Host-rt")) // stolen before any refresh
+
+		clock.Advance(11 * time.Minute) // the owner's access token expires: refreshed
+		if !signedIn(t, owner) {
+			t.Fatal("the owner's refresh failed")
+		}
+		clock.Advance(db.RefreshGrace + time.Second)
+		// The thief replays the old token, once and again: refused, no
+		// cookies.
+		for range 3 {
+			if signedIn(t, thief) || thief.Cookie("__Host-at") != "" {
+				t.Fatal("a rotated-out refresh token bought a session")
+			}
+			thief.SetCookie("__Host-rt", "") // what it had
+		}
+		// The owner is signed out too, at once on the thief's instance and
+		// within seconds on the owner's.
+		onB := b.Browser(t)
+		owner.CopyCookies(onB)
+		if signedIn(t, onB) {
+			t.Error("the owner's session still works on the instance that saw the replay")
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for signedIn(t, owner) {
+			if time.Now().After(deadline) {
+				t.Fatal("the owner's session still works 2 s after its refresh token was replayed")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(log.String(), "event=refresh_replayed") {
+			t.Errorf("no security event for the replay in the log:\n%s", log.String())
+		}
+
+		// Two tabs of one browser refresh with the same token at once.
+		tab1 := a.Browser(t)
+		signIn(t, a, tab1, "tabs@example.com")
+		for round := range 3 {
+			tab2 := b.Browser(t)
+			tab1.CopyCookies(tab2)
+			clock.Advance(11 * time.Minute)
+			var wg sync.WaitGroup
+			ok := make([]bool, 2)
+			for i, tab := range []*testkit.Browser{tab1, tab2} {
+				tab.DeleteCookie("__Host-at")
+				wg.Go(func() { ok[i] = signedIn(t, tab) })
+			}
+			wg.Wait()
+			if !ok[0] || !ok[1] {
+				t.Fatalf("round %d: two tabs refreshing at once: signed in %v", round, ok)
+			}
+			// Whichever response the browser kept, it works on.
+			if !signedIn(t, tab2) {
+				t.Fatalf("round %d: the second tab's cookies stopped working", round)
+			}
+		}
+	})
 }

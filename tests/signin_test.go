@@ -320,8 +320,15 @@ func TestDamagedLinksAreBadRequests(t *testing.T) {
 	expectStatus(t, b.Post("/signin/link", url.Values{"token": {tok}}), http.StatusSeeOther)
 }
 
+// TestConcurrentUseOfOneLinkSignsInOnce: twenty simultaneous POSTs of one
+// link, spread over three instances, sign in exactly once.
 func TestConcurrentUseOfOneLinkSignsInOnce(t *testing.T) {
-	a := testkit.StartApp(t, testkit.AppOptions{})
+	testkit.EachEngine(t, testConcurrentUseOfOneLinkSignsInOnce)
+}
+
+func testConcurrentUseOfOneLinkSignsInOnce(t *testing.T, store testkit.Store) {
+	apps := instances(t, store, 3, 0, nil)
+	a := apps[0]
 	for _, email := range []string{"ivan@example.com", "judy@example.com"} {
 		if email == "judy@example.com" {
 			signIn(t, a, a.Browser(t), email) // a sign-in (not sign-up) link
@@ -332,17 +339,21 @@ func TestConcurrentUseOfOneLinkSignsInOnce(t *testing.T) {
 			mu    sync.Mutex
 			codes = map[int]int{}
 		)
-		for range 10 {
+		start := make(chan struct{})
+		for i := range 20 {
 			wg.Go(func() {
-				r := a.Browser(t).Post("/signin/link", url.Values{"token": {tok}})
+				b := apps[i%len(apps)].Browser(t)
+				<-start
+				r := b.Post("/signin/link", url.Values{"token": {tok}})
 				mu.Lock()
 				codes[r.StatusCode]++
 				mu.Unlock()
 			})
 		}
+		close(start)
 		wg.Wait()
-		if codes[http.StatusSeeOther] != 1 || codes[http.StatusGone] != 9 {
-			t.Errorf("%s: statuses %v, want one 303 and nine 410", email, codes)
+		if codes[http.StatusSeeOther] != 1 || codes[http.StatusGone] != 19 {
+			t.Errorf("%s: statuses %v, want one 303 and nineteen 410", email, codes)
 		}
 	}
 }

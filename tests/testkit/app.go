@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/db/dbtest"
 )
 
 // Clock is the real time plus whatever a test has added with Advance:
@@ -43,12 +44,44 @@ func (c *Clock) Advance(d time.Duration) {
 	c.offset += d
 }
 
+// Store is where instances keep their data: an SQLite file, or a
+// PostgreSQL schema of the test's own (instances on it share nothing
+// else, not even a folder).
+type Store struct {
+	Engine string // "sqlite" or "postgres"
+	Path   string // SQLite
+	URL    string // PostgreSQL
+}
+
+// SQLiteStore returns a new SQLite file in a temporary folder.
+func SQLiteStore(tb testing.TB) Store {
+	return Store{Engine: "sqlite", Path: filepath.Join(tb.TempDir(), "latchkey.db")}
+}
+
+// PostgresStore returns a new, empty schema on the TEST_DATABASE_URL
+// server (skipping the test without one, failing it under CI).
+func PostgresStore(tb testing.TB) Store {
+	tb.Helper()
+	return Store{Engine: "postgres", URL: dbtest.PostgresURL(tb)}
+}
+
+// EachEngine runs test once on SQLite and once on PostgreSQL, as subtests,
+// each with a store of its own.
+func EachEngine(t *testing.T, test func(t *testing.T, store Store)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, SQLiteStore(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, PostgresStore(t)) })
+}
+
+// Production, as AppOptions.PollInterval, keeps the app's own poll
+// interval (500 ms, or 1 s when the database pushes revocations).
+const Production time.Duration = -1
+
 // AppOptions configure StartApp.
 type AppOptions struct {
 	// Env overrides environment variables (LINK_TTL, …).
 	Env map[string]string
-	// DatabasePath lets two instances share one database.
-	DatabasePath string
+	// Store lets instances share one database (default: a new SQLite file).
+	Store Store
 	// SecretKeys lets instances share (or rotate) keys; default: a fresh one.
 	SecretKeys string
 	// Clock, if set, replaces the system clock.
@@ -58,7 +91,8 @@ type AppOptions struct {
 	// MailLog, if set, replaces SMTP: the development sender writes every
 	// email here (benchmarks use io.Discard to leave SMTP out).
 	MailLog io.Writer
-	// PollInterval for revocations; default 100ms in tests.
+	// PollInterval for revocations; default 100ms in tests; Production
+	// for the app's own default.
 	PollInterval time.Duration
 	// Listener, if set, is where the app serves (so a test can restart an
 	// instance on the same port).
@@ -104,22 +138,29 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 	if o.Mail == nil && o.MailLog == nil {
 		o.Mail = StartMailServer(tb, false)
 	}
-	if o.DatabasePath == "" {
-		o.DatabasePath = filepath.Join(tb.TempDir(), "latchkey.db")
+	if o.Store == (Store{}) {
+		o.Store = SQLiteStore(tb)
 	}
 	if o.SecretKeys == "" {
 		o.SecretKeys = NewSecret()
 	}
-	if o.PollInterval == 0 {
+	switch o.PollInterval {
+	case 0:
 		o.PollInterval = 100 * time.Millisecond
+	case Production:
+		o.PollInterval = 0 // the app decides
 	}
 	base := "http://localhost:" + strconv.Itoa(port)
 	env := map[string]string{
 		"BASE_URL":      base,
 		"LISTEN_ADDR":   ln.Addr().String(),
-		"DATABASE_PATH": o.DatabasePath,
 		"SECRET_KEYS":   o.SecretKeys,
 		"SMTP_TIMEOUT":  "3s",
+	}
+	if o.Store.URL != "" {
+		env["DATABASE_URL"] = o.Store.URL
+	} else {
+		env["DATABASE_PATH"] = o.Store.Path
 	}
 	if o.Mail != nil {
 		env["SMTP_URL"] = o.Mail.URL()
