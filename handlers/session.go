@@ -83,7 +83,9 @@ func (h *Handler) authenticate(c echo.Context) (*auth.Claims, error) {
 		switch {
 		case err == nil:
 			return claims, nil
-		case errs.Code(err) == errs.Internal:
+		case errs.Code(err) == errs.Internal || errs.Code(err) == errs.Unavailable:
+			// Not a verdict on the session (the database did not
+			// answer): keep its cookies, so it works again afterwards.
 			return nil, err
 		}
 		h.clearSessionCookies(c)

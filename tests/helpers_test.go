@@ -1,9 +1,9 @@
 package tests
 
 import (
-	"maps"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,6 +64,32 @@ func SQLiteStore(tb testing.TB) Store {
 func PostgresStore(tb testing.TB) Store {
 	tb.Helper()
 	return Store{Engine: "postgres", URL: dbtest.PostgresURL(tb)}
+}
+
+// Through returns the store reached through proxy instead of directly
+// (PostgreSQL only).
+func (s Store) Through(tb testing.TB, proxy *Proxy) Store {
+	tb.Helper()
+	u, err := url.Parse(s.URL)
+	if err != nil || s.Engine != "postgres" {
+		tb.Fatalf("only a postgres:// store can go through a proxy")
+	}
+	u.Host = proxy.Addr
+	s.URL = u.String()
+	return s
+}
+
+// Target returns the host:port a PostgreSQL store connects to.
+func (s Store) Target(tb testing.TB) string {
+	tb.Helper()
+	u, err := url.Parse(s.URL)
+	if err != nil || u.Hostname() == "" {
+		tb.Fatalf("%s must be a postgres://host:port/… URL for this test", dbtest.EnvURL)
+	}
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "5432")
+	}
+	return u.Host
 }
 
 // EachEngine runs test once on SQLite and once on PostgreSQL, as subtests,
@@ -152,10 +179,10 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 	}
 	base := "http://localhost:" + strconv.Itoa(port)
 	env := map[string]string{
-		"BASE_URL":      base,
-		"LISTEN_ADDR":   ln.Addr().String(),
-		"SECRET_KEYS":   o.SecretKeys,
-		"SMTP_TIMEOUT":  "3s",
+		"BASE_URL":     base,
+		"LISTEN_ADDR":  ln.Addr().String(),
+		"SECRET_KEYS":  o.SecretKeys,
+		"SMTP_TIMEOUT": "3s",
 	}
 	if o.Store.URL != "" {
 		env["DATABASE_URL"] = o.Store.URL
