@@ -18,17 +18,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latchkey/latchkey/admin"
 	"github.com/latchkey/latchkey/app"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "latchkey:", err)
 		}
-		os.Exit(1)
+		os.Exit(max(1, admin.ExitCode(err)))
 	}
 }
 
@@ -36,11 +37,16 @@ func main() {
 // stop.
 const shutdownGrace = 15 * time.Second
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate-db" {
+		return admin.MigrateDB(ctx, args[1:], getenv, stdout, stderr)
+	}
 	flags := flag.NewFlagSet("latchkey", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: latchkey\n\nLatchkey is configured by environment variables:")
+		fmt.Fprintln(stderr, "Usage: latchkey              serve\n"+
+			"       latchkey migrate-db --to postgres://…   copy the SQLite database into PostgreSQL\n\n"+
+			"Latchkey is configured by environment variables:")
 		for _, v := range app.Variables {
 			def := v.Default
 			if def == "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -31,7 +32,7 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr testkit.SyncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stderr) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, &stderr) }()
 
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	deadline := time.Now().Add(10 * time.Second)
@@ -90,7 +91,7 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 
 func TestHelpListsEveryVariable(t *testing.T) {
 	var out testkit.SyncBuffer
-	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out)
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, &out)
 	if err == nil {
 		t.Fatal("-h did not stop the program")
 	}
@@ -105,7 +106,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 func TestBadConfigurationIsExplained(t *testing.T) {
 	var out testkit.SyncBuffer
 	env := map[string]string{"BASE_URL": "http://example.com", "LINK_TTL": "soon", "SECRET_KEYS": "c2hvcnQ=", "MAIL_FROM": "not an address"}
-	err := run(context.Background(), nil, func(k string) string { return env[k] }, &out)
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, &out)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
@@ -144,7 +145,7 @@ func TestDatabaseAndMailSettingsAreChecked(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out testkit.SyncBuffer
-			err := run(context.Background(), nil, func(k string) string { return tc.env[k] }, &out)
+			err := run(context.Background(), nil, func(k string) string { return tc.env[k] }, io.Discard, &out)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -163,7 +164,7 @@ func TestDatabaseAndMailSettingsAreChecked(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testkit.SyncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &out) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, &out) }()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "listening"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("MAIL_TO_LOG=1 did not start:\n%s", out.String())

@@ -1,0 +1,66 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/latchkey/latchkey/db"
+)
+
+// MigrateDB is `latchkey migrate-db --to postgres://…`: it copies the
+// SQLite database at DATABASE_PATH into an empty PostgreSQL database, in
+// one transaction, and checks the counts. The URL is never printed.
+func MigrateDB(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("latchkey migrate-db", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	to := flags.String("to", "", "the empty PostgreSQL database to copy into: postgres://user:pass@host:5432/db")
+	flags.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: latchkey migrate-db --to postgres://user:pass@host:5432/db\n\n"+
+			"Copies every account and passkey of the SQLite database at DATABASE_PATH\n"+
+			"into an empty PostgreSQL database, in one transaction, and checks the\n"+
+			"counts. Stop the servers first; afterwards start them with DATABASE_URL.")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	if flags.NArg() > 0 {
+		return usage("migrate-db takes no arguments besides --to")
+	}
+	if err := db.CheckURL(*to); err != nil {
+		return usage("--to %v", err)
+	}
+	path := strings.TrimSpace(getenv("DATABASE_PATH"))
+	if path == "" {
+		path = "data/latchkey.db"
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("no SQLite database at %s (DATABASE_PATH): %w", path, err)
+	}
+	src, err := db.Open(ctx, db.Config{Path: path})
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer src.Close()
+	dst, err := db.Open(ctx, db.Config{URL: *to})
+	if err != nil {
+		return fmt.Errorf("opening PostgreSQL: %w", err)
+	}
+	defer dst.Close()
+	copied, err := src.CopyTo(ctx, dst)
+	if err != nil {
+		return fmt.Errorf("nothing was copied: %w", err)
+	}
+	fmt.Fprintf(stdout, "Copied %d user rows (accounts, and deleted accounts still remembered) and %d passkeys from %s to PostgreSQL; the counts match.\n"+
+		"Start every instance with DATABASE_URL set (and DATABASE_PATH unset), with the same SECRET_KEYS as before.\n",
+		copied["users"], copied["credentials"], path)
+	return nil
+}
