@@ -59,6 +59,9 @@ type DB struct {
 	// queries counts operations by the name of the method that ran them,
 	// so tests can prove which paths touch the database.
 	queries queryCounter
+	// statements counts the SQL statements sent (locks included; BEGIN
+	// and COMMIT not), so tests can say what each operation costs.
+	statements atomic.Int64
 
 	// signIns saves passkey sign-ins their first read; see signInCache.
 	signIns signInCache
@@ -87,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	d.opTimeout = cfg.OpTimeout
-	d.r, d.w = newStmtCache(d.read, &d.dialect), newStmtCache(d.write, &d.dialect)
+	d.r, d.w = newStmtCache(d.read, &d.dialect, &d.statements), newStmtCache(d.write, &d.dialect, &d.statements)
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -123,6 +126,10 @@ func (d *DB) Ping(ctx context.Context) error {
 
 // BusyErrors returns how many SQLITE_BUSY errors reached this process.
 func (d *DB) BusyErrors() int64 { return d.busy.Load() }
+
+// Statements returns how many SQL statements this DB has sent (lock
+// statements included, BEGIN and COMMIT not).
+func (d *DB) Statements() int64 { return d.statements.Load() }
 
 // Queries returns how many operations each method has run.
 func (d *DB) Queries() map[string]int64 { return d.queries.snapshot() }
@@ -233,14 +240,17 @@ type tx struct {
 }
 
 func (t *tx) row(query string, args ...any) *sql.Row {
+	t.d.statements.Add(1)
 	return t.Tx.QueryRowContext(t.ctx, t.d.rewrite(query), args...)
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	t.d.statements.Add(1)
 	return t.Tx.ExecContext(t.ctx, t.d.rewrite(query), args...)
 }
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	t.d.statements.Add(1)
 	return t.Tx.QueryContext(t.ctx, t.d.rewrite(query), args...)
 }
 

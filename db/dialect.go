@@ -73,6 +73,7 @@ func (t *tx) advisoryLock(names ...string) error {
 		if i > 0 && k == keys[i-1] {
 			continue
 		}
+		t.d.statements.Add(1)
 		if _, err := t.Tx.ExecContext(t.ctx, "SELECT pg_advisory_xact_lock($1)", k); err != nil {
 			return err
 		}
@@ -109,6 +110,7 @@ func (t *tx) lockRevocations() error {
 		return err
 	}
 	if t.d.postgres {
+		t.d.statements.Add(1)
 		_, err := t.Tx.ExecContext(t.ctx, "SELECT pg_notify($1, '')", t.d.channel)
 		return err
 	}

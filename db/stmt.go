@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"sync/atomic"
 )
 
 // stmtCache keeps one prepared statement per query text (as written; it
@@ -16,12 +17,13 @@ import (
 type stmtCache struct {
 	pool    *sql.DB
 	dialect *dialect
+	counter *atomic.Int64 // statements sent
 	mu      sync.Mutex
 	m       map[string]*sql.Stmt
 }
 
-func newStmtCache(pool *sql.DB, d *dialect) *stmtCache {
-	return &stmtCache{pool: pool, dialect: d, m: make(map[string]*sql.Stmt)}
+func newStmtCache(pool *sql.DB, d *dialect, counter *atomic.Int64) *stmtCache {
+	return &stmtCache{pool: pool, dialect: d, counter: counter, m: make(map[string]*sql.Stmt)}
 }
 
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -49,6 +51,7 @@ func (c *stmtCache) close() {
 
 // queryRow runs a prepared single-row query on the pool of c.
 func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	c.counter.Add(1)
 	s, err := c.get(ctx, query)
 	if err != nil {
 		// The unprepared query fails the same way, and its Row carries
@@ -60,6 +63,7 @@ func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sq
 
 // query runs a prepared query on the pool of c.
 func (c *stmtCache) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.counter.Add(1)
 	s, err := c.get(ctx, query)
 	if err != nil {
 		return nil, err
@@ -69,6 +73,7 @@ func (c *stmtCache) query(ctx context.Context, query string, args ...any) (*sql.
 
 // exec runs a prepared statement on the pool of c.
 func (c *stmtCache) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.counter.Add(1)
 	s, err := c.get(ctx, query)
 	if err != nil {
 		return nil, err
