@@ -9,12 +9,25 @@
 //     printing requests per second, p50/p99 latency and errors per kind;
 //   - fault: the same load while the app is killed with SIGKILL and
 //     restarted on the same database, then integrity checks;
-//   - smtp: the mail server stops answering, then comes back.
+//   - smtp: the mail server stops answering, then comes back;
+//   - pg-mixed: the mixed load on one instance on PostgreSQL (beside the
+//     SQLite run, on the same machine, in the same run);
+//   - pg-cluster: the mixed load spread over three instances that share
+//     one PostgreSQL database and nothing else;
+//   - pg-fault: three instances under load; one is killed with SIGKILL
+//     and PostgreSQL itself is restarted mid-load; then the same checks
+//     as the fault run.
+//
+// The PostgreSQL runs need a server: -pg postgres://… (default
+// $TEST_DATABASE_URL); each run gets a schema of its own, dropped after.
+// pg-fault restarts the server with -pg-restart (default: pg_ctlcluster
+// of the local cluster), so it needs a local server it may restart.
 //
 // It prints the peak resident memory of the app across all of it, and ends
 // with a graceful shutdown (SIGTERM). Run it from the repository root:
 //
 //	go run -tags load ./tests/load
+//	TEST_DATABASE_URL=postgres://localhost/test go run -tags load ./tests/load -phases pg-mixed,pg-cluster,pg-fault
 package main
 
 import (
@@ -41,6 +54,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"github.com/latchkey/latchkey/tests/testkit"
@@ -52,7 +67,9 @@ var (
 	rounds    = flag.Int("rounds", 15, "rounds of the signed-in/signed-out page comparison")
 	roundTime = flag.Duration("round", 2*time.Second, "length of each side of a page round")
 	faultTime = flag.Duration("fault-duration", 30*time.Second, "length of the load during the fault run")
-	phases    = flag.String("phases", "pages,mixed,fault,smtp", "which runs to do")
+	phases    = flag.String("phases", "pages,mixed,fault,smtp,pg-mixed,pg-cluster,pg-fault", "which runs to do")
+	pgURL     = flag.String("pg", os.Getenv("TEST_DATABASE_URL"), "PostgreSQL server for the pg-* runs (a schema of its own each)")
+	pgRestart = flag.String("pg-restart", "", "command that restarts PostgreSQL in pg-fault (default: pg_ctlcluster … restart of the local cluster)")
 )
 
 func main() {
@@ -63,13 +80,25 @@ func main() {
 	}
 }
 
-// app is the Latchkey process under test.
+// app is one Latchkey process under test.
 type app struct {
+	name                                 string
 	bin, dir, addr, base, secret, dbPath string
+	dbURL                                string // PostgreSQL instead of dbPath
 	mail                                 *testkit.MailServer
 	cmd                                  *exec.Cmd
 	log                                  *os.File
 	peakRSS                              atomic.Int64 // kB
+}
+
+// freeAddr returns a free loopback address.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 func run() error {
@@ -90,32 +119,35 @@ func run() error {
 		return err
 	}
 	defer mail.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	a := &app{bin: bin, dir: dir, addr: addr, base: "http://localhost:" + strings.Split(addr, ":")[1],
+	a := &app{name: "sqlite", bin: bin, dir: dir, addr: addr, base: "http://localhost:" + strings.Split(addr, ":")[1],
 		secret: testkit.NewSecret(), dbPath: filepath.Join(dir, "latchkey.db"), mail: mail}
-	if err := a.start(); err != nil {
-		return err
-	}
-	stopSampling := a.sampleRSS()
-	defer stopSampling()
-
+	started := false
 	failed := false
 	for _, phase := range strings.Split(*phases, ",") {
+		if !strings.HasPrefix(phase, "pg-") && !started {
+			if err := a.start(); err != nil {
+				return err
+			}
+			stopSampling := a.sampleRSS()
+			defer stopSampling()
+			started = true
+		}
 		var err error
 		switch phase {
 		case "pages":
 			err = pages(a)
 		case "mixed":
-			err = mixed(a)
+			err = mixed([]*app{a})
 		case "fault":
 			err = fault(a)
 		case "smtp":
 			err = smtpOutage(a)
+		case "pg-mixed", "pg-cluster", "pg-fault":
+			err = postgresRun(a, phase)
 		default:
 			err = fmt.Errorf("unknown phase %q", phase)
 		}
@@ -124,9 +156,11 @@ func run() error {
 			failed = true
 		}
 	}
-	if err := a.shutdown(); err != nil {
-		fmt.Println("FAIL shutdown:", err)
-		failed = true
+	if started {
+		if err := a.shutdown(false); err != nil {
+			fmt.Println("FAIL shutdown:", err)
+			failed = true
+		}
 	}
 	fmt.Printf("\npeak resident memory of the app: %.1f MB (limit 64 MB)\n", float64(a.peakRSS.Load())/1024)
 	if a.peakRSS.Load() >= 64*1024 {
@@ -142,16 +176,20 @@ func run() error {
 
 // start runs the app and waits until it answers.
 func (a *app) start() error {
-	log, err := os.OpenFile(filepath.Join(a.dir, "app.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := os.OpenFile(filepath.Join(a.dir, a.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	a.log = log
 	a.cmd = exec.Command(a.bin)
+	database := "DATABASE_PATH=" + a.dbPath
+	if a.dbURL != "" {
+		database = "DATABASE_URL=" + a.dbURL
+	}
 	a.cmd.Env = append(os.Environ(),
 		"LISTEN_ADDR="+a.addr,
 		"BASE_URL="+a.base,
-		"DATABASE_PATH="+a.dbPath,
+		database,
 		"SECRET_KEYS="+a.secret,
 		"SMTP_URL="+a.mail.URL(),
 		"SMTP_TIMEOUT=3s",
@@ -224,9 +262,10 @@ func (a *app) kill() error {
 }
 
 // shutdown asks the app to stop (SIGTERM) and checks that it finished
-// cleanly and reported no SQLITE_BUSY.
-func (a *app) shutdown() error {
-	fmt.Println("\n== graceful shutdown (SIGTERM)")
+// cleanly and reported no SQLITE_BUSY, nor (unless outages were part of
+// its run) any other error.
+func (a *app) shutdown(outages bool) error {
+	fmt.Printf("\n== graceful shutdown of %s (SIGTERM)\n", a.name)
 	start := time.Now()
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
@@ -243,7 +282,7 @@ func (a *app) shutdown() error {
 		return errors.New("did not stop within 20 s")
 	}
 	a.log.Close()
-	log, _ := os.ReadFile(filepath.Join(a.dir, "app.log"))
+	log, _ := os.ReadFile(filepath.Join(a.dir, a.name+".log"))
 	// Every SQLITE_BUSY that reaches the app becomes an internal error,
 	// logged with SQLite's message.
 	busy := len(regexp.MustCompile(`SQLITE_BUSY|database is locked`).FindAll(log, -1))
@@ -258,6 +297,10 @@ func (a *app) shutdown() error {
 		if !strings.Contains(string(line), `msg="sending email failed"`) {
 			unexpected = append(unexpected, string(line))
 		}
+	}
+	if outages {
+		fmt.Printf("%d errors logged, during the outage it was put through\n", len(unexpected))
+		return nil
 	}
 	if len(unexpected) > 0 {
 		return fmt.Errorf("errors in the app log: %q", unexpected[:min(5, len(unexpected))])
@@ -580,13 +623,13 @@ func (m *metrics) print(elapsed time.Duration) (errs int) {
 	return errs
 }
 
-// load runs n clients doing steps until the context ends, and returns the
-// accounts that completed sign-up.
-func load(ctx context.Context, a *app, n int, m *metrics) []*client {
+// load runs n clients doing steps until the context ends, spread over the
+// instances, and returns them (with what they did: signed up, passkey).
+func load(ctx context.Context, apps []*app, n int, m *metrics) []*client {
 	var wg sync.WaitGroup
 	cs := make([]*client, n)
 	for i := range cs {
-		cs[i] = newClient(a)
+		cs[i] = newClient(apps[i%len(apps)])
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				if err := cs[i].step(m); err != nil && ctx.Err() == nil {
@@ -741,14 +784,14 @@ func goMeasure(a *app, cookie string) (float64, int, error) {
 	return float64(n.Load()) / roundTime.Seconds(), int(n.Load()), nil
 }
 
-// mixed runs the mixed load; no request may fail.
-func mixed(a *app) error {
-	fmt.Printf("\n== mixed load: %d clients for %v\n", *clients, *duration)
+// mixed runs the mixed load on the instances; no request may fail.
+func mixed(apps []*app) error {
+	fmt.Printf("\n== mixed load on %s: %d clients for %v\n", describe(apps), *clients, *duration)
 	m := newMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
 	start := time.Now()
-	load(ctx, a, *clients, m)
+	load(ctx, apps, *clients, m)
 	if errs := m.print(time.Since(start)); errs > 0 {
 		return fmt.Errorf("%d failed requests", errs)
 	}
@@ -774,7 +817,7 @@ func fault(a *app) error {
 		down = time.Since(t)
 	}()
 	start := time.Now()
-	cs := load(ctx, a, *clients/2, m)
+	cs := load(ctx, []*app{a}, *clients/2, m)
 	errs := m.print(time.Since(start))
 	if restartErr != nil {
 		return fmt.Errorf("restart: %w", restartErr)
@@ -799,32 +842,43 @@ func fault(a *app) error {
 	if integrity != "ok" || noEmail != 0 || orphans != 0 {
 		return errors.New("the database is damaged or holds half-made records")
 	}
+	return signInAgain([]*app{a}, cs)
+}
 
-	// Every account that completed sign-up (on either side of the kill)
-	// can still sign in.
+// signInAgain checks that every account that completed sign-up can still
+// sign in by link, and every passkey that was registered still signs in.
+func signInAgain(apps []*app, cs []*client) error {
 	var signedUp []*client
 	for _, c := range cs {
 		if c.signedUp {
 			signedUp = append(signedUp, c)
 		}
 	}
-	var failed atomic.Int64
+	var failed, passkeys atomic.Int64
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for _, c := range signedUp {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			fresh := newClient(a)
-			fresh.email, fresh.signedUp = c.email, true
+			fresh := newClient(apps[rand.IntN(len(apps))])
+			fresh.email, fresh.signedUp, fresh.passkey = c.email, true, c.passkey
 			if err := fresh.linkSignIn(newMetrics()); err != nil {
 				failed.Add(1)
 				fmt.Println("  cannot sign in:", c.email, err)
 			}
+			if fresh.passkey != nil {
+				if err := fresh.passkeySignIn(newMetrics()); err != nil {
+					failed.Add(1)
+					fmt.Println("  passkey cannot sign in:", c.email, err)
+				}
+				passkeys.Add(1)
+			}
 		})
 	}
 	wg.Wait()
-	fmt.Printf("%d of %d accounts that completed sign-up signed in again\n", len(signedUp)-int(failed.Load()), len(signedUp))
+	fmt.Printf("%d of %d accounts that completed sign-up signed in again (%d of them with their passkey too); failures: %d\n",
+		len(signedUp)-int(failed.Load()), len(signedUp), passkeys.Load(), failed.Load())
 	if failed.Load() > 0 {
 		return errors.New("accounts lost")
 	}
@@ -892,4 +946,196 @@ func smtpOutage(a *app) error {
 	}
 	fmt.Printf("after the outage the same %d addresses signed up normally (nothing was left half-made in between)\n", len(emails))
 	return nil
+}
+
+// describe names the instances of a run.
+func describe(apps []*app) string {
+	if len(apps) == 1 {
+		return apps[0].name
+	}
+	return fmt.Sprintf("%d instances of %s", len(apps), strings.TrimSuffix(apps[0].name, "-1"))
+}
+
+// --- PostgreSQL ------------------------------------------------------------
+
+// postgresRun runs one of the pg-* phases on a schema of its own, with
+// the same binary, mail server and secret as the SQLite runs.
+func postgresRun(base *app, phase string) error {
+	if *pgURL == "" {
+		return errors.New("no PostgreSQL server: give -pg postgres://… or set TEST_DATABASE_URL")
+	}
+	url, drop, err := freshSchema(*pgURL, "latchkey_load_"+strings.ReplaceAll(phase, "-", "_"))
+	if err != nil {
+		return err
+	}
+	defer drop()
+	n := 3
+	if phase == "pg-mixed" {
+		n = 1
+	}
+	apps := make([]*app, n)
+	for i := range apps {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		apps[i] = &app{name: fmt.Sprintf("%s-%d", phase, i+1), bin: base.bin, dir: base.dir, addr: addr,
+			base: "http://localhost:" + strings.Split(addr, ":")[1], secret: base.secret, dbURL: url, mail: base.mail}
+		if i > 0 {
+			apps[i].base = apps[0].base // one public origin, a load balancer in front
+		}
+		if err := apps[i].start(); err != nil {
+			return fmt.Errorf("%s: %w", apps[i].name, err)
+		}
+		stop := apps[i].sampleRSS()
+		defer stop()
+	}
+	if phase == "pg-mixed" {
+		apps[0].name = "postgres"
+	}
+	switch phase {
+	case "pg-fault":
+		err = postgresFault(apps, url)
+	default:
+		err = mixed(apps)
+	}
+	for _, a := range apps {
+		if serr := a.shutdown(phase == "pg-fault"); serr != nil {
+			err = errors.Join(err, fmt.Errorf("%s: %w", a.name, serr))
+		}
+		fmt.Printf("peak resident memory of %s: %.1f MB\n", a.name, float64(a.peakRSS.Load())/1024)
+	}
+	return err
+}
+
+// freshSchema creates an empty schema on the server and returns a URL
+// whose search_path names it, and a function that drops it.
+func freshSchema(server, name string) (string, func(), error) {
+	conn, err := sql.Open("pgx", server)
+	if err != nil {
+		return "", nil, err
+	}
+	schema := fmt.Sprintf("%s_%d", name, rand.Int64N(1e9))
+	quoted := pgx.Identifier{schema}.Sanitize()
+	if _, err := conn.Exec("CREATE SCHEMA " + quoted); err != nil {
+		conn.Close()
+		return "", nil, fmt.Errorf("creating a schema: %w", err)
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		conn.Close()
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), func() {
+		conn.Exec("DROP SCHEMA " + quoted + " CASCADE")
+		conn.Close()
+	}, nil
+}
+
+// restartPostgres restarts the PostgreSQL server and returns how long it
+// took.
+func restartPostgres() (time.Duration, error) {
+	command := *pgRestart
+	if command == "" {
+		versions, err := filepath.Glob("/etc/postgresql/*/main")
+		if err != nil || len(versions) == 0 {
+			return 0, errors.New("no local PostgreSQL cluster to restart; give -pg-restart")
+		}
+		slices.Sort(versions)
+		version := filepath.Base(filepath.Dir(versions[len(versions)-1]))
+		command = "pg_ctlcluster --skip-systemctl-redirect " + version + " main restart"
+	}
+	start := time.Now()
+	out, err := exec.Command("sh", "-c", command).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v: %s", command, err, out)
+	}
+	return time.Since(start), nil
+}
+
+// postgresFault runs the load on three instances, kills the third with
+// SIGKILL at a third of it, restarts PostgreSQL at half of it, starts the
+// third again, and then checks that nothing is half-made and every account
+// signs in again.
+func postgresFault(apps []*app, url string) error {
+	fmt.Printf("\n== PostgreSQL fault run: %d clients on %s for %v; at a third, SIGKILL of %s; at a half, PostgreSQL restarts; then %s restarts\n",
+		*clients/2, describe(apps), *faultTime, apps[2].name, apps[2].name)
+	m := newMetrics()
+	ctx, cancel := context.WithTimeout(context.Background(), *faultTime)
+	defer cancel()
+	var faultErr error
+	var down, pgDown time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(*faultTime / 3)
+		t := time.Now()
+		if faultErr = apps[2].kill(); faultErr != nil {
+			return
+		}
+		time.Sleep(*faultTime/2 - *faultTime/3)
+		if pgDown, faultErr = restartPostgres(); faultErr != nil {
+			return
+		}
+		faultErr = apps[2].start()
+		down = time.Since(t)
+	}()
+	start := time.Now()
+	cs := load(ctx, apps, *clients/2, m)
+	<-done
+	errs := m.print(time.Since(start))
+	if faultErr != nil {
+		return fmt.Errorf("fault: %w", faultErr)
+	}
+	fmt.Printf("%s was down %v; PostgreSQL restarted in %v; %d requests failed meanwhile (expected: the server or the database was gone)\n",
+		apps[2].name, down.Round(time.Millisecond), pgDown.Round(time.Millisecond), errs)
+
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var noEmail, orphans, users, passkeys int
+	for _, q := range []struct {
+		sql string
+		dst *int
+	}{
+		{"SELECT count(*) FROM users WHERE email IS NULL AND deleted_at IS NULL", &noEmail},
+		{`SELECT count(*) FROM credentials LEFT JOIN users ON users.id = credentials.user_id
+			WHERE users.id IS NULL OR users.deleted_at IS NOT NULL`, &orphans},
+		{"SELECT count(*) FROM users WHERE deleted_at IS NULL", &users},
+		{"SELECT count(*) FROM credentials", &passkeys},
+	} {
+		if err := db.QueryRow(q.sql).Scan(q.dst); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("users without an email: %d; passkeys without a user: %d; users: %d; passkeys: %d\n", noEmail, orphans, users, passkeys)
+	if noEmail != 0 || orphans != 0 {
+		return errors.New("the database holds half-made records")
+	}
+	// The instances catch up on their own: wait until every one answers.
+	for _, a := range apps {
+		if err := a.healthy(15 * time.Second); err != nil {
+			return fmt.Errorf("%s after the restart: %w", a.name, err)
+		}
+	}
+	return signInAgain(apps, cs)
+}
+
+// healthy waits until the app's /healthz answers 200.
+func (a *app) healthy(limit time.Duration) error {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + a.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return errors.New("not healthy")
 }
