@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := app.NewLogger(cfg, stderr)
 	a, err := app.New(ctx, cfg, app.Options{Logger: logger, MailLog: stderr})
 	if err != nil {
 		return err

@@ -52,7 +52,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		opts.Clock = auth.SystemClock{}
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		opts.Logger = NewLogger(cfg, os.Stderr)
 	}
 	if opts.MailLog == nil {
 		opts.MailLog = os.Stderr
@@ -124,13 +124,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("WebAuthn: %w", err)
 	}
 	h, err := handlers.New(handlers.Config{
-		BaseURL:    cfg.BaseURL,
-		LinkTTL:    cfg.LinkTTL,
-		ReauthTTL:  cfg.ReauthTTL,
-		IdleTTL:    cfg.IdleTTL,
-		MaxTTL:     cfg.MaxTTL,
-		EmailRate:  cfg.EmailRate,
-		SignInRate: cfg.SignInRate,
+		BaseURL:       cfg.BaseURL,
+		LinkTTL:       cfg.LinkTTL,
+		ReauthTTL:     cfg.ReauthTTL,
+		IdleTTL:       cfg.IdleTTL,
+		MaxTTL:        cfg.MaxTTL,
+		EmailRate:     cfg.EmailRate,
+		SignInRate:    cfg.SignInRate,
+		SignUp:        cfg.SignUp,
+		RecoveryDelay: cfg.RecoveryDelay,
 	}, handlers.Deps{
 		DB: database, Keys: keys, Tokens: tokens, Revocations: revocations,
 		Passkeys: passkeys, Mailer: sender, Clock: opts.Clock, Logger: log,

@@ -7,6 +7,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	netmail "net/mail"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/mail"
 	"github.com/latchkey/latchkey/ratelimit"
 )
@@ -43,6 +45,9 @@ type Config struct {
 	EmailRate      ratelimit.Rate
 	SignInRate     ratelimit.Rate
 	LogLevel       slog.Level
+	LogJSON        bool // LOG_FORMAT=json
+	SignUp         handlers.SignUpPolicy
+	RecoveryDelay  time.Duration
 }
 
 // Variable documents one environment variable.
@@ -71,7 +76,10 @@ var Variables = []Variable{
 	{"REAUTH_TTL", "10m", "how recent a sign-in must be for sensitive actions"},
 	{"RATE_LIMIT_EMAIL", "3/15m", "emails one address can be sent by other people's requests, per window"},
 	{"RATE_LIMIT_SIGNIN", "30/10m", "attempts per client on each sign-in endpoint, per window"},
+	{"SIGNUP", "open", "who may create an account: open, invite (only people an operator invites), or a comma list of email domains"},
+	{"RECOVERY_DELAY", "24h", "how long a self-service recovery waits (and notifies the address) before a link sign-in may add a passkey; 0 allowed"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "text", "text or json; security events are one line each with an event field"},
 }
 
 // ConfigFromEnv parses the configuration; getenv is os.Getenv in main.
@@ -202,6 +210,19 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
 		fail("LOG_LEVEL", errors.New("want debug, info, warn or error"))
 	}
+	switch get("LOG_FORMAT") {
+	case "text":
+	case "json":
+		c.LogJSON = true
+	default:
+		fail("LOG_FORMAT", errors.New("want text or json"))
+	}
+	if c.SignUp, err = handlers.ParseSignUp(get("SIGNUP")); err != nil {
+		fail("SIGNUP", err)
+	}
+	if c.RecoveryDelay, err = time.ParseDuration(get("RECOVERY_DELAY")); err != nil || c.RecoveryDelay < 0 || c.RecoveryDelay > 30*24*time.Hour {
+		fail("RECOVERY_DELAY", errors.New("want a Go duration from 0 to 720h, such as 24h"))
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -230,6 +251,16 @@ func ParseBaseURL(s string) (*url.URL, error) {
 	}
 	u.Host = strings.ToLower(u.Host)
 	return u, nil
+}
+
+// NewLogger returns the logger cfg asks for, writing to w: text or JSON
+// lines at LOG_LEVEL.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // SecretFile is where generated secrets are kept: beside the database.

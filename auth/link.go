@@ -16,6 +16,9 @@ const (
 	LinkSignIn      LinkKind = 1 // sign in to an existing account
 	LinkSignUp      LinkKind = 2 // create the account on first use
 	LinkEmailChange LinkKind = 3 // move an account to a new address
+	LinkRecovery    LinkKind = 4 // sign in and start a self-service recovery
+	LinkOperator    LinkKind = 5 // an operator's recovery link: sign in, fresh enough to add a passkey
+	LinkInvite      LinkKind = 6 // a sign-up link an operator sent, whatever SIGNUP says
 )
 
 // Link is what an emailed link's token carries, sealed: nobody can read or
@@ -75,7 +78,7 @@ func (k *Keys) OpenLink(token string, now time.Time) (*Link, error) {
 	l.Email = string(r.short())
 	l.RequestID = r.short()
 	l.Next = string(r.bytes(int(r.uint16())))
-	if r.bad || len(r.b) != 0 || l.Kind < LinkSignIn || l.Kind > LinkEmailChange || l.Email == "" {
+	if r.bad || len(r.b) != 0 || l.Kind < LinkSignIn || l.Kind > LinkInvite || l.Email == "" {
 		return nil, errLinkDamaged
 	}
 	return l, nil

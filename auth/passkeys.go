@@ -330,22 +330,32 @@ func (p *Passkeys) ParseAssertion(body []byte) (*protocol.ParsedCredentialAssert
 }
 
 // FinishAssertion verifies an assertion by the credential cred of the user
-// with this handle
-// against its ceremony: challenge, origin, RP ID hash, type, user presence
-// and verification, signature, user handle, backup-eligibility and the
+// with this handle against its ceremony: challenge, origin, RP ID hash,
+// type, user presence and verification, signature, user handle, and the
 // counter. It returns what the credential row must be updated with.
-func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremony, parsed *protocol.ParsedCredentialAssertionData) (db.UsedCredential, error) {
+//
+// A change of the backup flags is accepted and reported (flagsChanged):
+// real authenticators flip backup eligibility after a sync (iCloud
+// Keychain, some password managers), and go-webauthn would refuse the
+// sign-in, locking the person out of that passkey. The new flags are
+// recorded; the impossible combination (backed up but not eligible) is
+// still refused.
+func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremony, parsed *protocol.ParsedCredentialAssertionData) (used db.UsedCredential, flagsChanged bool, err error) {
 	if h := parsed.Response.UserHandle; c.Kind == CeremonySignIn && len(h) == 0 {
 		// A discoverable credential always returns its user handle.
-		return db.UsedCredential{}, errs.E(errs.Invalid, "The passkey did not say which account it belongs to.")
+		return db.UsedCredential{}, false, errs.E(errs.Invalid, "The passkey did not say which account it belongs to.")
 	}
-	u := PasskeyUser{User: &db.User{Handle: handle}, Credentials: []*db.Credential{cred}}
+	flags := parsed.Response.AuthenticatorData.Flags
+	flagsChanged = flags.HasBackupEligible() != cred.BackupEligible || flags.HasBackupState() != cred.BackupState
+	asNow := *cred
+	asNow.BackupEligible = flags.HasBackupEligible()
+	u := PasskeyUser{User: &db.User{Handle: handle}, Credentials: []*db.Credential{&asNow}}
 	wc, err := p.wa.ValidateLogin(u, p.session(c, handle), parsed)
 	if err != nil {
-		return db.UsedCredential{}, p.invalid("assertion", err)
+		return db.UsedCredential{}, false, p.invalid("assertion", err)
 	}
 	if wc.Authenticator.CloneWarning {
-		return db.UsedCredential{}, db.ErrCounterWentBack // logged by the caller
+		return db.UsedCredential{}, false, db.ErrCounterWentBack // logged by the caller
 	}
 	return db.UsedCredential{
 		ID:            cred.ID,
@@ -355,9 +365,10 @@ func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremo
 		Eligible:      cred.BackupEligible,
 		SignCount:     wc.Authenticator.SignCount,
 		UserVerified:  wc.Flags.UserVerified,
-		BackupState:   wc.Flags.BackupState,
+		NowEligible:   flags.HasBackupEligible(),
+		BackupState:   flags.HasBackupState(),
 		CeremonyStart: c.Started.UnixMicro(),
-	}, nil
+	}, flagsChanged, nil
 }
 
 // NewUserHandle returns a random WebAuthn user handle (and token subject).

@@ -143,16 +143,19 @@ var ErrTooManyPasskeys = errs.E(errs.Conflict, fmt.Sprintf(
 	"This account already has %d passkeys, the most it can have. Delete one you no longer use, then add the new one.", MaxCredentials))
 
 // AddCredential stores a new passkey for a live user that has fewer than
-// MaxCredentials. The user's row is locked first, so two registrations
-// finishing at once (on any instances) count one another, and the account
-// cannot be deleted in between.
-func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
+// MaxCredentials, and ends the account's pending recovery (reported by
+// endedRecovery): the passkey is what the recovery was for. The user's row
+// is locked first, so two registrations finishing at once (on any
+// instances) count one another, and the account cannot be deleted in
+// between.
+func (d *DB) AddCredential(ctx context.Context, c *Credential) (endedRecovery bool, err error) {
 	ctx, done := d.op(ctx, "AddCredential")
 	defer done()
 	if c.AAGUID == nil {
 		c.AAGUID = []byte{}
 	}
-	err := d.inTx(ctx, func(tx *tx) error {
+	err = d.inTx(ctx, func(tx *tx) error {
+		endedRecovery = false
 		if _, err := tx.lockUser(c.UserID); errors.Is(err, sql.ErrNoRows) {
 			return errs.E(errs.Gone, "This account no longer exists.")
 		} else if err != nil {
@@ -184,9 +187,18 @@ func (d *DB) AddCredential(ctx context.Context, c *Credential) error {
 		if isUniqueViolation(err) {
 			return errPasskeyTaken // registered elsewhere meanwhile
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		res, err := tx.exec(`UPDATE users SET recovery_due_at = 0 WHERE id = $1 AND recovery_due_at <> 0`, c.UserID)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		endedRecovery = n == 1
+		return nil
 	})
-	return d.fail("add credential", err)
+	return endedRecovery, d.fail("add credential", err)
 }
 
 // ErrPasskeyReplay is returned when an assertion's ceremony is not newer
@@ -208,11 +220,14 @@ type UsedCredential struct {
 	CredentialID []byte // the authenticator's id
 	PublicKey    []byte // the key the signature was checked with
 	Owner        []byte // the live user's handle the session goes to
-	Eligible     bool   // the backup-eligible flag it was checked with
+	Eligible     bool   // the backup-eligible flag the row had when read
 
 	SignCount    uint32
 	UserVerified bool
-	BackupState  bool
+	// The backup flags the assertion reported: recorded, even when
+	// eligibility changed (real authenticators flip it after a sync).
+	NowEligible bool
+	BackupState bool
 	// CeremonyStart is when the ceremony that used it began (Unix µs). The
 	// update succeeds only if the credential's last use is older, which
 	// makes each ceremony single use without storing challenges.
@@ -230,13 +245,16 @@ func credentialAsVerified(n int) string {
 
 // Both engines bind the same numbered parameters.
 var (
-	recordUse = `UPDATE credentials SET sign_count = $1, user_verified = $2, backup_state = $3, last_used_at = $4
+	recordUse = `UPDATE credentials SET sign_count = $1, user_verified = $2, backup_state = $3, last_used_at = $4,
+			backup_eligible = $10
 		WHERE ` + credentialAsVerified(5) + ` AND last_used_at < $4 AND (($1 = 0 AND sign_count = 0) OR sign_count < $1)`
 	readUse = `SELECT last_used_at, sign_count FROM credentials WHERE ` + credentialAsVerified(1)
 )
 
 // SignInWithPasskey records a verified assertion at now and returns the
-// issue time of the session's tokens. It saves the counter and flags,
+// issue time of the session's tokens, and whether it cancelled a pending
+// recovery (a passkey sign-in proves the owner still has one). It saves
+// the counter and flags,
 // atomically refusing a credential that is no longer the one verified, a
 // replayed ceremony and a counter that did not increase (when either the
 // stored or the new value is non-zero); and, in the same transaction,
@@ -244,26 +262,36 @@ var (
 // revocation of the account (see issueAfter). It is what makes a passkey
 // sign-in count; the credential read before it may come from memory
 // (signInCache).
-func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.Time) (time.Time, error) {
+func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.Time) (iat time.Time, cancelledRecovery bool, err error) {
 	ctx, done := d.op(ctx, "SignInWithPasskey")
 	defer done()
-	var iat int64
-	err := d.inTx(ctx, func(tx *tx) error {
+	var ms int64
+	err = d.inTx(ctx, func(tx *tx) error {
+		cancelledRecovery = false
 		// The owner's row first: rows are locked users before credentials.
-		err := tx.row(`UPDATE users SET `+issuedHigh("$1")+` WHERE handle = $2 AND deleted_at IS NULL
-			RETURNING `+issueAfter("$1"), now.UnixMilli(), u.Owner).Scan(&iat)
+		var recovery int64
+		err := tx.row(`UPDATE users SET `+issuedHigh("$1")+` WHERE handle = $2 AND deleted_at IS NULL AND disabled_at IS NULL
+			RETURNING `+issueAfter("$1")+`, recovery_due_at`, now.UnixMilli(), u.Owner).Scan(&ms, &recovery)
 		if errors.Is(err, sql.ErrNoRows) {
+			var disabled bool
+			if tx.row(`SELECT disabled_at IS NOT NULL FROM users WHERE handle = $1 AND deleted_at IS NULL`, u.Owner).Scan(&disabled); disabled {
+				return ErrAccountDisabled
+			}
 			return errs.E(errs.NotFound, "This passkey is not registered here.")
 		}
 		if err != nil {
 			return err
 		}
-		res, err := tx.exec(recordUse, int64(u.SignCount), u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible)
+		res, err := tx.exec(recordUse, int64(u.SignCount), u.UserVerified, u.BackupState, u.CeremonyStart, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible, u.NowEligible)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			return nil
+			if recovery != 0 {
+				cancelledRecovery = true
+				_, err = tx.exec(`UPDATE users SET recovery_due_at = 0 WHERE handle = $1`, u.Owner)
+			}
+			return err
 		}
 		// Which condition failed decides the answer; a second read is fine
 		// on this failure path.
@@ -281,10 +309,10 @@ func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.T
 	})
 	if err != nil {
 		d.signIns.forget(u.CredentialID)
-		return time.Time{}, d.fail("passkey sign-in", err)
+		return time.Time{}, false, d.fail("passkey sign-in", err)
 	}
 	d.signIns.used(u)
-	return time.UnixMilli(iat), nil
+	return time.UnixMilli(ms), cancelledRecovery, nil
 }
 
 // RenameCredential renames one of the user's passkeys.

@@ -53,7 +53,7 @@ func MustOpen(tb testing.TB, cfg Config) *DB {
 
 var ctx = context.Background()
 
-var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql"}
+var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql"}
 
 func TestMigrationsAreRecordedOnce(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {
@@ -145,13 +145,13 @@ func TestSignUpThenSignInLinks(t *testing.T) {
 		if _, _, err := d.ConsumeSignInLink(ctx, handle, "a@example.com", 200, now); errs.Code(err) != errs.Gone {
 			t.Errorf("reused link: %v", err)
 		}
-		if _, err := d.CheckLink(ctx, handle, "a@example.com", 200); errs.Code(err) != errs.Gone {
+		if _, err := d.CheckLink(ctx, handle, "a@example.com", 200, false); errs.Code(err) != errs.Gone {
 			t.Errorf("CheckLink of a used link: %v", err)
 		}
-		if fresh, err := d.CheckLink(ctx, nil, "new@example.com", 1); err != nil || !fresh {
+		if fresh, err := d.CheckLink(ctx, nil, "new@example.com", 1, false); err != nil || !fresh {
 			t.Errorf("CheckLink of a sign-up link: %v %v", fresh, err)
 		}
-		if _, _, err := d.LinkTarget(ctx, "nobody@example.com"); errs.Code(err) != errs.NotFound {
+		if _, err := d.LinkTarget(ctx, "nobody@example.com"); errs.Code(err) != errs.NotFound {
 			t.Errorf("unknown email: %v", err)
 		}
 	})
@@ -377,7 +377,7 @@ func TestSignInOrderedWithRevocation(t *testing.T) {
 				return iat, err
 			},
 			"passkey": func(i int) (time.Time, error) {
-				return d.SignInWithPasskey(ctx, asUsed(c, u.Handle, uint32(i+1), int64(1000+i)), now)
+				return signInWithPasskey(d, asUsed(c, u.Handle, uint32(i+1), int64(1000+i)), now)
 			},
 		}
 		i := 0
@@ -633,7 +633,7 @@ func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
 				if err != nil || !bytes.Equal(handle, alice.Handle) || remembered {
 					t.Fatalf("first read: %v %q, from memory %v", err, handle, remembered)
 				}
-				if _, err := a.SignInWithPasskey(ctx, asUsed(c, handle, 1, 10), time.Now()); err != nil {
+				if _, err := signInWithPasskey(a, asUsed(c, handle, 1, 10), time.Now()); err != nil {
 					t.Fatal(err)
 				}
 
@@ -650,7 +650,7 @@ func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
 					t.Fatalf("A forgot the credential on its own: %+v %q %v, from memory %v", c, handle, err, remembered)
 				}
 				// ...but using it finds no such passkey, and changes nothing.
-				if _, err := a.SignInWithPasskey(ctx, asUsed(c, handle, 2, 20), time.Now()); errs.Code(err) != errs.NotFound {
+				if _, err := signInWithPasskey(a, asUsed(c, handle, 2, 20), time.Now()); errs.Code(err) != errs.NotFound {
 					t.Fatalf("using the remembered old passkey: %v, want not found", err)
 				}
 				fresh, owner, _, err := b.CredentialForSignIn(ctx, old.CredentialID)
@@ -670,7 +670,7 @@ func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
 func addCredential(t *testing.T, d *DB, userID int64, credentialID []byte, key string) *Credential {
 	t.Helper()
 	c := &Credential{UserID: userID, CredentialID: credentialID, PublicKey: []byte(key), Name: "Passkey", CreatedAt: time.Now()}
-	if err := d.AddCredential(ctx, c); err != nil {
+	if _, err := d.AddCredential(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -719,7 +719,7 @@ func TestCredentialUseIsOncePerCeremony(t *testing.T) {
 		d := MustOpen(t, cfg)
 		u := signUp(t, d, "dee@example.com")
 		c := addCredential(t, d, u.ID, []byte("cred"), "key")
-		if _, err := d.SignInWithPasskey(ctx, asUsed(c, u.Handle, 5, 100), time.Now()); err != nil {
+		if _, err := signInWithPasskey(d, asUsed(c, u.Handle, 5, 100), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		for name, tc := range map[string]struct {
@@ -733,11 +733,11 @@ func TestCredentialUseIsOncePerCeremony(t *testing.T) {
 			"counter went back":     {4, 300, ErrCounterWentBack},
 			"counter reset to zero": {0, 400, ErrCounterWentBack},
 		} {
-			if _, err := d.SignInWithPasskey(ctx, asUsed(c, u.Handle, tc.count, tc.start), time.Now()); !errors.Is(err, tc.want) {
+			if _, err := signInWithPasskey(d, asUsed(c, u.Handle, tc.count, tc.start), time.Now()); !errors.Is(err, tc.want) {
 				t.Errorf("%s: %v, want %v", name, err, tc.want)
 			}
 		}
-		if _, err := d.SignInWithPasskey(ctx, asUsed(c, u.Handle, 6, 500), time.Now()); err != nil {
+		if _, err := signInWithPasskey(d, asUsed(c, u.Handle, 6, 500), time.Now()); err != nil {
 			t.Errorf("a newer ceremony with a higher counter: %v", err)
 		}
 	})
@@ -756,8 +756,9 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		}
 		dbs := []*DB{d, MustOpen(t, cfg)}
 		got := race(4, dbs, func(i int, d *DB) error {
-			return d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: fmt.Appendf(nil, "racer-%d", i),
+			_, err := d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: fmt.Appendf(nil, "racer-%d", i),
 				PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
+			return err
 		})
 		added := 0
 		for _, err := range got {
@@ -779,7 +780,7 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		// apart from a new one: it is registered, not refused for want of
 		// room.
 		again := &Credential{UserID: u.ID, CredentialID: creds[len(creds)-1].CredentialID, PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()}
-		if err := d.AddCredential(ctx, again); !errors.Is(err, errPasskeyTaken) {
+		if _, err := d.AddCredential(ctx, again); !errors.Is(err, errPasskeyTaken) {
 			t.Errorf("a registered passkey sent again to a full account: %v, want errPasskeyTaken", err)
 		}
 
@@ -813,7 +814,8 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		result := make(chan error, 1)
 		started := mine.Queries()["AddCredential"]
 		go func() {
-			result <- mine.AddCredential(ctx, &Credential{UserID: v.ID, CredentialID: []byte("mine"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
+			_, err := mine.AddCredential(ctx, &Credential{UserID: v.ID, CredentialID: []byte("mine"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
+			result <- err
 		}()
 		for mine.Queries()["AddCredential"] == started {
 			time.Sleep(time.Millisecond) // until it has begun
@@ -833,7 +835,7 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 		if _, err := d.DeleteUser(ctx, u.Handle, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		err = d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: []byte("too-late"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
+		_, err = d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: []byte("too-late"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
 		if errs.Code(err) != errs.Gone {
 			t.Errorf("adding a passkey to a deleted account: %v, want %s", err, errs.Gone)
 		}
@@ -971,14 +973,14 @@ func TestSignUpLinkDiesWithItsAddress(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if _, err := d.CheckLink(ctx, nil, email, issued); !errors.Is(err, errLinkGone) {
+					if _, err := d.CheckLink(ctx, nil, email, issued, false); !errors.Is(err, errLinkGone) {
 						t.Errorf("checking the used link again: %v, want it gone", err)
 					}
 					if _, _, _, err := d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
 						t.Fatalf("the used sign-up link again: %v, want it gone", err)
 					}
 					later := time.Now().Add(skew).UnixMicro() + 10
-					if newAccount, err := d.CheckLink(ctx, nil, email, later); err != nil || !newAccount {
+					if newAccount, err := d.CheckLink(ctx, nil, email, later, false); err != nil || !newAccount {
 						t.Errorf("a newer sign-up link: new account %v, %v", newAccount, err)
 					}
 					if _, created, _, err := d.ConsumeSignUpLink(ctx, email, later, newHandle(), time.Now()); err != nil || !created {
@@ -1046,7 +1048,7 @@ func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
 		if _, _, err := d.ChangeEmail(ctx, y.Handle, "y@example.com", "a@example.com", base, behind); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.CheckLink(ctx, nil, "a@example.com", base+1); !errors.Is(err, errLinkGone) {
+		if _, err := d.CheckLink(ctx, nil, "a@example.com", base+1, false); !errors.Is(err, errLinkGone) {
 			t.Errorf("checking X's used sign-up link with Y at the address: %v, want it gone", err)
 		}
 		if u, _, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", base+1, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
@@ -1092,4 +1094,10 @@ func newHandle() []byte {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return b
+}
+
+// signInWithPasskey records a passkey sign-in and returns its issue time.
+func signInWithPasskey(d *DB, u UsedCredential, now time.Time) (time.Time, error) {
+	iat, _, err := d.SignInWithPasskey(ctx, u, now)
+	return iat, err
 }

@@ -183,7 +183,7 @@ func (d *DB) RotateRefresh(ctx context.Context, r Refresh, now time.Time) (*User
 		if err != nil {
 			return err
 		}
-		if stamped(u) {
+		if stamped(u) || u.Disabled {
 			return ErrSessionEnded
 		}
 		sessions := parseRefreshSessions(refreshing)

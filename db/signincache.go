@@ -79,6 +79,7 @@ func (s *signInCache) used(u UsedCredential) {
 	e.cred.SignCount = u.SignCount
 	e.cred.UserVerified = u.UserVerified
 	e.cred.BackupState = u.BackupState
+	e.cred.BackupEligible = u.NowEligible
 	e.cred.LastUsedAt = time.UnixMicro(u.CeremonyStart)
 	s.m[string(u.CredentialID)] = e
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/errs"
@@ -24,6 +25,19 @@ type User struct {
 	RevokedSessions []RevokedSession
 	// Passkeys is how many passkeys the user has.
 	Passkeys int
+	// Disabled is true when an operator disabled the account.
+	Disabled bool
+	// RecoveryDue is when a pending recovery lets a link sign-in add a
+	// passkey (Unix ms); 0 when none is pending.
+	RecoveryDue int64
+}
+
+// RecoveryReady reports whether a session signed in at authTime (Unix s)
+// may add a passkey and delete the old ones because of a recovery: one is
+// pending, its time has come, and the session signed in since (a sign-in
+// within the second it came due counts).
+func (u *User) RecoveryReady(authTime int64, now time.Time) bool {
+	return u.RecoveryDue != 0 && now.UnixMilli() >= u.RecoveryDue && authTime >= u.RecoveryDue/1000
 }
 
 // SessionRevoked reports whether the session sid was ended by "Sign out".
@@ -38,7 +52,8 @@ func (u *User) SessionRevoked(sid string) bool {
 
 const userColumns = `users.id, users.handle, users.email, users.email_signin, users.created_at,
 	users.tokens_valid_after, users.revoked_sessions,
-	(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id)`
+	(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id),
+	users.disabled_at IS NOT NULL, users.recovery_due_at`
 
 // scanUser scans userColumns, then extra.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) {
@@ -47,7 +62,8 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) 
 		created int64
 		revoked string
 	)
-	dest := append([]any{&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &created, &u.TokensValidAfter, &revoked, &u.Passkeys}, extra...)
+	dest := append([]any{&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &created, &u.TokensValidAfter, &revoked, &u.Passkeys,
+		&u.Disabled, &u.RecoveryDue}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -82,16 +98,79 @@ func revokeAll(now string) string {
 		revocation_seq = ` + nextRevocation
 }
 
+// Target is what answering a link or recovery request needs of the
+// account with an address.
+type Target struct {
+	Handle      []byte
+	EmailSignIn bool
+	Disabled    bool
+	Passkeys    int
+}
+
 // LinkTarget returns what answering a link request needs of the live
-// account with this email: its handle and whether it signs in by email.
-func (d *DB) LinkTarget(ctx context.Context, email string) (handle []byte, emailSignIn bool, err error) {
+// account with this email (errs.NotFound if there is none).
+func (d *DB) LinkTarget(ctx context.Context, email string) (Target, error) {
 	ctx, done := d.op(ctx, "LinkTarget")
 	defer done()
-	err = d.r.queryRow(ctx, `SELECT handle, email_signin FROM users WHERE email = $1 AND deleted_at IS NULL`, email).Scan(&handle, &emailSignIn)
+	var t Target
+	err := d.r.queryRow(ctx, `SELECT handle, email_signin, disabled_at IS NOT NULL,
+		(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id)
+		FROM users WHERE email = $1 AND deleted_at IS NULL`, email).Scan(&t.Handle, &t.EmailSignIn, &t.Disabled, &t.Passkeys)
 	if err != nil {
-		return nil, false, d.notFound("link target", err, "No such account.")
+		return Target{}, d.notFound("link target", err, "No such account.")
 	}
-	return handle, emailSignIn, nil
+	return t, nil
+}
+
+// ErrAccountDisabled refuses every way into a disabled account. It says no
+// more than that: only someone who could otherwise have signed in sees it.
+var ErrAccountDisabled = errs.E(errs.Forbidden, "This account is disabled. If you think this is a mistake, contact the people who run this site.")
+
+// UserByEmail returns the live account with this address (disabled or
+// not), for the operator's commands.
+func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
+	ctx, done := d.op(ctx, "UserByEmail")
+	defer done()
+	u, err := scanUser(d.r.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1 AND deleted_at IS NULL`, email))
+	if err != nil {
+		return nil, d.notFound("user by email", err, "There is no account with that address.")
+	}
+	return u, nil
+}
+
+// Listed is one account as the operator's list shows it.
+type Listed struct {
+	User
+	LastPasskeyUse time.Time // zero: no passkey has signed in yet
+}
+
+// Users lists the live accounts whose address contains search (all when
+// empty), oldest first.
+func (d *DB) Users(ctx context.Context, search string) ([]Listed, error) {
+	ctx, done := d.op(ctx, "Users")
+	defer done()
+	pattern := "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(strings.ToLower(search)) + "%"
+	rows, err := d.r.query(ctx, `SELECT `+userColumns+`,
+		(SELECT COALESCE(MAX(last_used_at), 0) FROM credentials WHERE credentials.user_id = users.id)
+		FROM users WHERE deleted_at IS NULL AND email LIKE $1 ESCAPE '!' ORDER BY id`, pattern)
+	if err != nil {
+		return nil, d.fail("list users", err)
+	}
+	defer rows.Close()
+	var out []Listed
+	for rows.Next() {
+		var last int64
+		u, err := scanUser(rows, &last)
+		if err != nil {
+			return nil, d.fail("list users", err)
+		}
+		l := Listed{User: *u}
+		if last > 0 {
+			l.LastPasskeyUse = time.UnixMicro(last)
+		}
+		out = append(out, l)
+	}
+	return out, d.fail("list users", rows.Err())
 }
 
 // UserByHandle returns the live account with this handle.
@@ -121,17 +200,63 @@ var errLinkGone = errs.E(errs.Gone, "This link has already been used, or a newer
 func (d *DB) ConsumeSignInLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time) (*User, time.Time, error) {
 	ctx, done := d.op(ctx, "ConsumeSignInLink")
 	defer done()
+	return d.consumeLink(ctx, "", "email_signin", handle, email, issuedAt, now, 0)
+}
+
+// ConsumeRecoveryLink is ConsumeSignInLink for a self-service recovery
+// link: it also starts the account's recovery, due after delay, unless
+// one is pending already (which keeps its time: asking again cannot
+// hurry it). started reports whether this link started it.
+func (d *DB) ConsumeRecoveryLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time, delay time.Duration) (u *User, iat time.Time, started bool, err error) {
+	ctx, done := d.op(ctx, "ConsumeRecoveryLink")
+	defer done()
+	due := now.Add(delay).UnixMilli()
+	u, iat, err = d.consumeLink(ctx, `, recovery_due_at = CASE WHEN recovery_due_at = 0 THEN $5 ELSE recovery_due_at END`,
+		"email_signin", handle, email, issuedAt, now, due)
+	return u, iat, err == nil && u.RecoveryDue == due, err
+}
+
+// ConsumeOperatorLink is ConsumeSignInLink for a recovery link an operator
+// made after checking who the person is: it works whether or not the
+// account signs in by email, and the sign-in it makes is fresh enough to
+// add a passkey at once (a recovery due now).
+func (d *DB) ConsumeOperatorLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time) (*User, time.Time, error) {
+	ctx, done := d.op(ctx, "ConsumeOperatorLink")
+	defer done()
+	return d.consumeLink(ctx, `, recovery_due_at = $4`, "TRUE", handle, email, issuedAt, now, 0)
+}
+
+// consumeLink is the conditional update that uses a link once: set adds
+// assignments (which may use $5, arg), allowed is the condition the
+// account must meet besides being live and enabled.
+func (d *DB) consumeLink(ctx context.Context, set, allowed string, handle []byte, email string, issuedAt int64, now time.Time, arg int64) (*User, time.Time, error) {
+	args := []any{issuedAt, handle, email, now.UnixMilli()}
+	if strings.Contains(set, "$5") {
+		args = append(args, arg)
+	}
 	var iat int64
-	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET link_used_at = $1, `+issuedHigh("$4")+`
-		WHERE handle = $2 AND email = $3 AND deleted_at IS NULL AND email_signin AND link_used_at < $1
-		RETURNING `+userColumns+`, `+issueAfter("$4"), issuedAt, handle, email, now.UnixMilli()), &iat)
+	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET link_used_at = $1, `+issuedHigh("$4")+set+`
+		WHERE handle = $2 AND email = $3 AND deleted_at IS NULL AND disabled_at IS NULL AND `+allowed+` AND link_used_at < $1
+		RETURNING `+userColumns+`, `+issueAfter("$4"), args...), &iat)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, time.Time{}, errLinkGone
+		return nil, time.Time{}, d.refusedLink(d.r.queryRow(ctx, `SELECT disabled_at IS NOT NULL FROM users
+			WHERE handle = $1 AND email = $2 AND deleted_at IS NULL`, handle, email))
 	}
 	if err != nil {
-		return nil, time.Time{}, d.fail("consume sign-in link", err)
+		return nil, time.Time{}, d.fail("consume link", err)
 	}
 	return u, time.UnixMilli(iat), nil
+}
+
+// refusedLink says why a link matched no account: row answers whether
+// the account it names is disabled (a disabled account says so, to
+// someone who holds its link), or the link is gone.
+func (d *DB) refusedLink(row *sql.Row) error {
+	var disabled bool
+	if err := row.Scan(&disabled); err == nil && disabled {
+		return ErrAccountDisabled
+	}
+	return errLinkGone
 }
 
 // releasedSince is an SQL condition, true when an account gave up the
@@ -178,10 +303,10 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 			return err
 		}
 		u, err = scanUser(tx.row(`UPDATE users SET link_used_at = $1, `+issuedHigh("$3")+`
-			WHERE email = $2 AND deleted_at IS NULL AND email_signin AND link_used_at < $1
+			WHERE email = $2 AND deleted_at IS NULL AND disabled_at IS NULL AND email_signin AND link_used_at < $1
 			RETURNING `+userColumns+`, `+issueAfter("$3"), issuedAt, email, now.UnixMilli()), &ms)
 		if errors.Is(err, sql.ErrNoRows) {
-			return errLinkGone
+			return d.refusedLink(tx.row(`SELECT disabled_at IS NOT NULL FROM users WHERE email = $1 AND deleted_at IS NULL`, email))
 		}
 		return err
 	})
@@ -195,26 +320,28 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 // issuedAt to email could still be used: for the account handle, or, when
 // handle is empty (a sign-up link), for whatever account has the address
 // by now. newAccount is true when a sign-up link would create the account.
-func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedAt int64) (newAccount bool, err error) {
+// An operator's link (anyway) works whether or not the account signs in
+// by email.
+func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedAt int64, anyway bool) (newAccount bool, err error) {
 	ctx, done := d.op(ctx, "CheckLink")
 	defer done()
 	var (
-		usedAt  int64
-		enabled bool
+		usedAt            int64
+		enabled, disabled bool
 	)
 	if len(handle) > 0 {
-		err = d.r.queryRow(ctx, `SELECT link_used_at, email_signin FROM users
-			WHERE handle = $1 AND email = $2 AND deleted_at IS NULL`, handle, email).Scan(&usedAt, &enabled)
+		err = d.r.queryRow(ctx, `SELECT link_used_at, email_signin, disabled_at IS NOT NULL FROM users
+			WHERE handle = $1 AND email = $2 AND deleted_at IS NULL`, handle, email).Scan(&usedAt, &enabled, &disabled)
 	} else {
 		// One row whether or not an account has the address.
 		var (
 			released bool
 			used     sql.NullInt64
-			on       sql.NullBool
+			on, off  sql.NullBool
 		)
-		err = d.r.queryRow(ctx, `SELECT `+releasedSince("$1", "$2")+`, u.link_used_at, u.email_signin
+		err = d.r.queryRow(ctx, `SELECT `+releasedSince("$1", "$2")+`, u.link_used_at, u.email_signin, u.disabled_at IS NOT NULL
 			FROM (SELECT 1 AS one) AS one LEFT JOIN users AS u ON u.email = $1 AND u.deleted_at IS NULL`,
-			email, issuedAt).Scan(&released, &used, &on)
+			email, issuedAt).Scan(&released, &used, &on, &off)
 		switch {
 		case err != nil:
 			return false, d.fail("check link", err)
@@ -223,7 +350,7 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 		case !used.Valid:
 			return true, nil // nobody has the address: the link creates the account
 		}
-		usedAt, enabled = used.Int64, on.Bool
+		usedAt, enabled, disabled = used.Int64, on.Bool, off.Bool
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, errLinkGone
@@ -231,10 +358,63 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 	if err != nil {
 		return false, d.fail("check link", err)
 	}
-	if !enabled || usedAt >= issuedAt {
+	switch {
+	case usedAt >= issuedAt || (!enabled && !anyway):
 		return false, errLinkGone
+	case disabled:
+		return false, ErrAccountDisabled
 	}
 	return false, nil
+}
+
+// CancelRecovery ends the user's pending recovery; cancelled reports
+// whether there was one.
+func (d *DB) CancelRecovery(ctx context.Context, userID int64) (cancelled bool, err error) {
+	ctx, done := d.op(ctx, "CancelRecovery")
+	defer done()
+	res, err := d.w.exec(ctx, `UPDATE users SET recovery_due_at = 0 WHERE id = $1 AND recovery_due_at <> 0`, userID)
+	if err != nil {
+		return false, d.fail("cancel recovery", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// SetDisabled disables (or enables again) the account handle, at now.
+// Disabling voids every token and link of the account and any pending
+// recovery, like a revocation that every instance catches up on; it
+// returns the stamp. changed is false when the account already was so.
+func (d *DB) SetDisabled(ctx context.Context, handle []byte, disabled bool, now time.Time) (stamp time.Time, changed bool, err error) {
+	ctx, done := d.op(ctx, "SetDisabled")
+	defer done()
+	var ms int64
+	err = d.inTx(ctx, func(tx *tx) error {
+		changed = false
+		var was bool
+		err := tx.row(`SELECT disabled_at IS NOT NULL FROM users WHERE handle = $1 AND deleted_at IS NULL`, handle).Scan(&was)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errAccountGone
+		}
+		if err != nil || was == disabled {
+			return err
+		}
+		changed = true
+		if !disabled {
+			_, err = tx.exec(`UPDATE users SET disabled_at = NULL WHERE handle = $1`, handle)
+			return err
+		}
+		if err := tx.lockRevocations(); err != nil {
+			return err
+		}
+		return tx.row(`UPDATE users SET disabled_at = $1, `+revokeAll("$1")+`,
+				link_used_at = GREATEST(link_used_at, $2), recovery_due_at = 0
+			WHERE handle = $3 AND deleted_at IS NULL RETURNING tokens_valid_after`,
+			now.UnixMilli(), now.UnixMicro(), handle).Scan(&ms)
+	})
+	if err != nil {
+		return time.Time{}, false, d.fail("set disabled", err)
+	}
+	return time.UnixMilli(ms), changed, nil
 }
 
 // ErrEmailTaken is returned when an account already uses the address.

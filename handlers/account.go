@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -37,6 +38,10 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 		Fresh:       h.freshSession(c, u),
 		EmailForm:   form,
 		Notice:      notice,
+	}
+	if u.RecoveryDue != 0 {
+		v.RecoveryDue = time.UnixMilli(u.RecoveryDue)
+		v.RecoveryReady = u.RecoveryReady(s.AuthTime, v.Now)
 	}
 	for _, k := range creds {
 		v.Passkeys = append(v.Passkeys, views.PasskeyView{

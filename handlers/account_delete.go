@@ -43,6 +43,7 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 		return err
 	}
 	h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
+	h.event(c, eventAccountDeleted, u.Handle)
 	h.sendNotice(c, u.Email, "Your "+views.SiteName+" account was deleted",
 		"Your account and its passkeys were deleted, and every device was signed out. This can't be undone; you can sign up again with this address at any time.")
 	h.clearSessionCookies(c)

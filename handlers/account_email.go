@@ -33,7 +33,7 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 		return h.renderAccount(c, http.StatusBadRequest, u, form, "")
 	}
 	ctx := c.Request().Context()
-	_, _, err = h.db.LinkTarget(ctx, form.Email)
+	_, err = h.db.LinkTarget(ctx, form.Email)
 	taken := err == nil
 	if err != nil && errs.Code(err) != errs.NotFound {
 		return err
@@ -59,6 +59,7 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 			return h.renderAccount(c, http.StatusServiceUnavailable, u, form, "")
 		}
 	}
+	h.event(c, eventEmailChangeStart, u.Handle)
 	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{},
 		"We've sent a confirmation link to "+form.Email+". Your address changes when you open it; until then, nothing changes.")
 }
@@ -113,6 +114,7 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	}
 	sub := auth.Subject(u.Handle)
 	h.revocations.RevokeUser(sub, now.UnixMilli())
+	h.event(c, eventEmailChanged, u.Handle)
 	h.sendNotice(c, l.Next, "Your "+views.SiteName+" email address was changed",
 		"The email address of your account was changed from this address to "+maskEmail(u.Email)+". Sign-in links and notices now go to the new address.",
 		"Every device that was signed in has been signed out.")

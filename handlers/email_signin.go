@@ -36,10 +36,12 @@ func (h *Handler) setEmailSignIn(c echo.Context) error {
 	}
 	u.EmailSignIn = enable
 	if enable {
+		h.event(c, eventEmailSignInOn, u.Handle)
 		h.sendNotice(c, u.Email, "Email sign-in was turned on for your "+views.SiteName+" account",
 			"Sign-in links sent to this address can sign in to your account again, as well as your passkeys.")
 		return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "Email sign-in is on: you can sign in with a passkey or a link.")
 	}
+	h.event(c, eventEmailSignInOff, u.Handle)
 	h.sendNotice(c, u.Email, "Email sign-in was turned off for your "+views.SiteName+" account",
 		"Your account now signs in with passkeys only. Links already sent no longer work, and asking for a new one sends a notice instead of a link.")
 	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "Email sign-in is off: only your passkeys can sign in now.")

@@ -29,6 +29,11 @@ type Config struct {
 	// client on each sign-in endpoint.
 	EmailRate  ratelimit.Rate
 	SignInRate ratelimit.Rate
+	// SignUp says which new addresses may create an account.
+	SignUp SignUpPolicy
+	// RecoveryDelay is how long a self-service recovery waits before a
+	// link sign-in may add a passkey.
+	RecoveryDelay time.Duration
 }
 
 // Handler holds every dependency of the HTTP layer.

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -15,17 +16,34 @@ import (
 
 var errWrongLinkKind = errs.E(errs.Invalid, "This link is meant for another page. Open it exactly as it appears in the email.")
 
+// errSignUpClosed refuses a sign-up link once SIGNUP no longer lets its
+// address sign up. (An operator's invitation still works.)
+var errSignUpClosed = errs.E(errs.Forbidden, "New accounts can't be created here with this address. If you were invited, use the link from your invitation.")
+
+// signInLink opens a token as a link this page takes: sign-in, sign-up,
+// recovery, an operator's recovery link, an invitation.
+func (h *Handler) signInLink(token string) (*auth.Link, error) {
+	l, err := h.keys.OpenLink(token, h.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	if l.Kind == auth.LinkEmailChange {
+		return nil, errWrongLinkKind
+	}
+	return l, nil
+}
+
 // linkPage (GET and HEAD) checks a sign-in link and asks for a click.
 // It never consumes the token: mail scanners open links before people do.
 func (h *Handler) linkPage(c echo.Context) error {
-	l, err := h.keys.OpenLink(c.QueryParam("token"), h.clock.Now())
+	l, err := h.signInLink(c.QueryParam("token"))
 	if err != nil {
 		return err
 	}
-	if l.Kind != auth.LinkSignIn && l.Kind != auth.LinkSignUp {
-		return errWrongLinkKind
+	if l.Kind == auth.LinkSignUp && !h.cfg.SignUp.Allows(l.Email) {
+		return errSignUpClosed
 	}
-	newAccount, err := h.db.CheckLink(c.Request().Context(), l.Handle, l.Email, l.IssuedAt.UnixMicro())
+	newAccount, err := h.db.CheckLink(c.Request().Context(), l.Handle, l.Email, l.IssuedAt.UnixMicro(), l.Kind == auth.LinkOperator)
 	if err != nil {
 		return err
 	}
@@ -35,36 +53,57 @@ func (h *Handler) linkPage(c echo.Context) error {
 		Email:        l.Email,
 		NewAccount:   newAccount,
 		OtherBrowser: !h.isRequestingBrowser(c, l.RequestID),
+		Delay:        views.Minutes(h.cfg.RecoveryDelay),
 	}
 	title := "Sign in"
-	if newAccount {
+	switch {
+	case newAccount:
 		title = "Create your account"
+	case l.Kind == auth.LinkRecovery:
+		v.Recovery, title = "self", "Recover your account"
+	case l.Kind == auth.LinkOperator:
+		v.Recovery, title = "operator", "Recover your account"
 	}
 	return h.render(c, http.StatusOK, views.LinkConfirm(h.page(c, title), v))
 }
 
-// consumeLink (POST) uses a sign-in or sign-up link exactly once, creating
-// the account for a sign-up link, and signs this browser in.
-func (h *Handler) consumeLink(c echo.Context) error {
+// consumeLink (POST) uses a link exactly once, creating the account for a
+// sign-up link (or an invitation), starting a recovery for a recovery
+// link, and signs this browser in.
+func (h *Handler) consumeLink(c echo.Context) (err error) {
 	if err := parseForm(c); err != nil {
 		return err
 	}
-	l, err := h.keys.OpenLink(c.Request().PostForm.Get("token"), h.clock.Now())
+	l, err := h.signInLink(c.Request().PostForm.Get("token"))
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	method := "link"
+	defer func() {
+		if err != nil {
+			h.event(c, eventSignInFailed, l.Handle, slog.String("method", method), slog.String("reason", failureReason(err)))
+		}
+	}()
+	ctx, now := c.Request().Context(), h.clock.Now()
 	var (
-		u   *db.User
-		iat time.Time
+		u                *db.User
+		iat              time.Time
+		created, started bool
 	)
 	switch l.Kind {
 	case auth.LinkSignIn:
-		u, iat, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now())
-	case auth.LinkSignUp:
-		u, _, iat, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), h.clock.Now())
-	default:
-		return errWrongLinkKind
+		u, iat, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now)
+	case auth.LinkSignUp, auth.LinkInvite:
+		if l.Kind == auth.LinkSignUp && !h.cfg.SignUp.Allows(l.Email) {
+			return errSignUpClosed
+		}
+		u, created, iat, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), now)
+	case auth.LinkRecovery:
+		method = "recovery link"
+		u, iat, started, err = h.db.ConsumeRecoveryLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, h.cfg.RecoveryDelay)
+	case auth.LinkOperator:
+		method = "operator recovery link"
+		u, iat, err = h.db.ConsumeOperatorLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now)
 	}
 	if err != nil {
 		return err
@@ -72,10 +111,22 @@ func (h *Handler) consumeLink(c echo.Context) error {
 	if err := h.startSession(c, u.Handle, auth.AMREmail, iat); err != nil {
 		return err
 	}
+	if created {
+		h.event(c, eventSignUp, u.Handle, slog.Bool("invited", l.Kind == auth.LinkInvite))
+	}
+	h.event(c, eventSignIn, u.Handle, slog.String("method", method))
+	if started {
+		h.event(c, eventRecoveryStarted, u.Handle, slog.Time("due", time.UnixMilli(u.RecoveryDue)))
+		h.recoveryStartedNotice(c, u)
+	}
 	// Signed in, this browser needs no link-request cookie any more; it
 	// would only add bytes to every request.
 	clearCookie(c, cookieLinkRequest)
-	return c.Redirect(http.StatusSeeOther, nextOr(l.Next, "/account"))
+	next := nextOr(l.Next, "/account")
+	if l.Kind == auth.LinkRecovery || l.Kind == auth.LinkOperator {
+		next = "/account" // where the recovery is shown
+	}
+	return c.Redirect(http.StatusSeeOther, next)
 }
 
 // isRequestingBrowser reports whether this browser holds the link-request

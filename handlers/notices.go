@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -96,4 +97,63 @@ func (h *Handler) sendEmailTakenNotice(c echo.Context, to string) error {
 		Host:     h.cfg.BaseURL.Host,
 	}
 	return h.sendEmail(c.Request().Context(), to, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+}
+
+// sendAnswerNotice is a notice that stands in for a link someone else's
+// request would have sent: sent at once (not in the background), like
+// the link, and within the per-address limit.
+func (h *Handler) sendAnswerNotice(c echo.Context, to string, e views.NoticeEmail) error {
+	e.When, e.Host = views.Stamp(h.clock.Now()), h.cfg.BaseURL.Host
+	return h.sendEmail(c.Request().Context(), to, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+}
+
+// sendDisabledNotice answers a link or recovery request for a disabled
+// account: the same response as any address; the email says the account
+// is disabled and carries no link.
+func (h *Handler) sendDisabledNotice(c echo.Context, email string) error {
+	return h.sendAnswerNotice(c, email, views.NoticeEmail{
+		Subject: "Sign-in attempt on your disabled " + views.SiteName + " account",
+		Paragraphs: []string{
+			"Someone asked to sign in to your account at " + h.cfg.BaseURL.Host + " by email.",
+			"This account is disabled by the people who run the site, so no sign-in link was sent. If you think this is a mistake, contact them.",
+		},
+		IfNotYou: "You don't need to do anything: nobody can sign in to a disabled account.",
+	})
+}
+
+// sendSignUpClosedNotice answers a link request for a new address that
+// SIGNUP does not let sign up: the same response as any address; the
+// email says why nothing was created.
+func (h *Handler) sendSignUpClosedNotice(c echo.Context, email string) error {
+	return h.sendAnswerNotice(c, email, views.NoticeEmail{
+		Subject: "No " + views.SiteName + " account was created",
+		Paragraphs: []string{
+			"Someone asked to create an account at " + h.cfg.BaseURL.Host + " with this email address.",
+			"New accounts can't be created there with this address: sign-up is by invitation only, or limited to some email domains. Nothing was created. If you were invited, use the link from your invitation.",
+		},
+		IfNotYou: "You don't need to do anything.",
+	})
+}
+
+// recoveryStartedNotice tells the account's address, at once, that a
+// recovery started, when it will let a link sign-in add a passkey, and
+// how to stop it.
+func (h *Handler) recoveryStartedNotice(c echo.Context, u *db.User) {
+	due := time.UnixMilli(u.RecoveryDue)
+	h.sendNotice(c, u.Email, "Someone started recovering your "+views.SiteName+" account",
+		"Someone opened an account-recovery link sent to this address, because a passkey was lost.",
+		"From "+views.Stamp(due)+" ("+views.Minutes(due.Sub(h.clock.Now()))+" from now), signing in with an emailed link will be able to add a new passkey to your account and remove the old ones.",
+		"If it wasn't you, sign in to "+h.cfg.BaseURL.Host+" with one of your passkeys: that cancels the recovery at once.")
+}
+
+// recoveryCancelledNotice tells the account's address that its recovery
+// was cancelled, and why.
+func (h *Handler) recoveryCancelledNotice(c echo.Context, handle []byte, why string) {
+	u, err := h.db.UserByHandle(c.Request().Context(), handle)
+	if err != nil {
+		h.log.Warn("could not send the recovery-cancelled notice", "err", err)
+		return
+	}
+	h.sendNotice(c, u.Email, "The recovery of your "+views.SiteName+" account was cancelled",
+		"The account recovery that was under way was cancelled "+why+". Nothing about your passkeys changed.")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -64,7 +65,13 @@ var errUnknownPasskey = errs.E(errs.NotFound, "This passkey is not registered he
 
 // finishPasskeySignIn verifies an assertion, records the credential's use
 // (refusing a replayed ceremony), and signs in: 200 {"redirect": …}.
-func (h *Handler) finishPasskeySignIn(c echo.Context) error {
+func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
+	var owner []byte
+	defer func() {
+		if err != nil {
+			h.event(c, eventSignInFailed, owner, slog.String("method", "passkey"), slog.String("reason", failureReason(err)))
+		}
+	}()
 	body, err := readJSON(c)
 	if err != nil {
 		return err
@@ -91,7 +98,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 		}
 	}
 	ctx := c.Request().Context()
-	owner, iat, remembered, err := h.verifyPasskeySignIn(ctx, cer, parsed)
+	signIn, remembered, err := h.verifyPasskeySignIn(ctx, cer, parsed)
 	if err != nil && remembered && !errors.Is(err, db.ErrPasskeyReplay) {
 		// What this instance remembered of the passkey may be out of date
 		// (changed on another instance). The failure made it forget: try
@@ -104,7 +111,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 		if errors.Is(err, db.ErrCounterWentBack) {
 			h.warnCounter(parsed.RawID, "remembered")
 		}
-		owner, iat, _, err = h.verifyPasskeySignIn(ctx, cer, parsed)
+		signIn, _, err = h.verifyPasskeySignIn(ctx, cer, parsed)
 	}
 	if errors.Is(err, db.ErrCounterWentBack) {
 		h.warnCounter(parsed.RawID, "stored")
@@ -112,10 +119,33 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.startSession(c, owner, auth.AMRPasskey, iat); err != nil {
+	owner = signIn.owner
+	if err := h.startSession(c, owner, auth.AMRPasskey, signIn.iat); err != nil {
 		return err
 	}
+	credential := slog.String("credential", base64.RawURLEncoding.EncodeToString(parsed.RawID))
+	if signIn.flagsChanged {
+		// Accepted and recorded (see Passkeys.FinishAssertion), and worth
+		// knowing about.
+		h.log.Warn("a passkey's backup flags changed since it was last used; the new flags are recorded",
+			"event", eventPasskeyFlags, "user", auth.Subject(owner), credential,
+			"backup_eligible", parsed.Response.AuthenticatorData.Flags.HasBackupEligible(),
+			"backed_up", parsed.Response.AuthenticatorData.Flags.HasBackupState())
+	}
+	h.event(c, eventSignIn, owner, slog.String("method", "passkey"), slog.String("purpose", cer.Kind.String()), credential)
+	if signIn.cancelledRecovery {
+		h.event(c, eventRecoveryCancelled, owner, slog.String("by", "passkey sign-in"))
+		h.recoveryCancelledNotice(c, owner, "because you signed in with one of your passkeys")
+	}
 	return c.JSON(http.StatusOK, redirectBody{Redirect: nextOr(cer.Next, "/account")})
+}
+
+// passkeySignIn is what a verified, recorded assertion yields.
+type passkeySignIn struct {
+	owner             []byte    // the account signed in to
+	iat               time.Time // the issue time of the session's tokens
+	cancelledRecovery bool      // it ended a pending recovery
+	flagsChanged      bool      // the passkey's backup flags changed
 }
 
 // redirectBody is a finish's answer: where the page goes next.
@@ -126,26 +156,22 @@ type redirectBody struct {
 var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
 
 // verifyPasskeySignIn checks an assertion against its credential row and
-// records the use; it returns the owner's handle, the issue time of the
-// session's tokens, and whether the row came from this instance's memory.
-// Any failure but a replay makes the instance forget what it remembered of
-// the credential.
-func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) (owner []byte, iat time.Time, remembered bool, err error) {
+// records the use; it returns the sign-in, and whether the row came from
+// this instance's memory. Any failure but a replay makes the instance
+// forget what it remembered of the credential.
+func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) (signIn passkeySignIn, remembered bool, err error) {
 	cred, owner, remembered, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
 	if errs.Code(err) == errs.NotFound {
-		return nil, time.Time{}, false, forgetCredential(parsed.RawID, errUnknownPasskey)
+		return signIn, false, forgetCredential(parsed.RawID, errUnknownPasskey)
 	}
 	if err != nil {
-		return nil, time.Time{}, false, err
+		return signIn, false, err
 	}
-	iat, err = h.checkAndRecordAssertion(ctx, cer, parsed, cred, owner)
-	if err != nil {
-		if !errors.Is(err, db.ErrPasskeyReplay) {
-			h.db.ForgetSignInCredential(parsed.RawID)
-		}
-		return nil, time.Time{}, remembered, err
+	signIn, err = h.checkAndRecordAssertion(ctx, cer, parsed, cred, owner)
+	if err != nil && !errors.Is(err, db.ErrPasskeyReplay) {
+		h.db.ForgetSignInCredential(parsed.RawID)
 	}
-	return owner, iat, remembered, nil
+	return signIn, remembered, err
 }
 
 // warnCounter logs a passkey whose signature counter did not increase over
@@ -156,30 +182,31 @@ func (h *Handler) warnCounter(credentialID []byte, against string) {
 }
 
 // checkAndRecordAssertion verifies the assertion against cred, owned by
-// owner, and records the use; it returns the issue time of the session's
-// tokens.
+// owner, and records the use.
 func (h *Handler) checkAndRecordAssertion(ctx context.Context, cer *auth.Ceremony,
-	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte) (time.Time, error) {
+	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte) (passkeySignIn, error) {
+	signIn := passkeySignIn{owner: owner}
 	if cer.Kind == auth.CeremonyReauth && !bytes.Equal(owner, cer.UserHandle) {
-		return time.Time{}, errPasskeyOfAnotherAccount // a step-up takes only the account's own passkeys
+		return signIn, errPasskeyOfAnotherAccount // a step-up takes only the account's own passkeys
 	}
 	if !cred.LastUsedAt.Before(cer.Started) {
 		// This ceremony (or a newer one) already used the credential: a
 		// replay. Said before verifying, so that a replay is not reported
-		// as a cloned authenticator; RecordCredentialUse enforces it
+		// as a cloned authenticator; SignInWithPasskey enforces it
 		// atomically either way.
-		return time.Time{}, db.ErrPasskeyReplay
+		return signIn, db.ErrPasskeyReplay
 	}
-	used, err := h.passkeys.FinishAssertion(owner, cred, cer, parsed)
+	used, flagsChanged, err := h.passkeys.FinishAssertion(owner, cred, cer, parsed)
 	if err != nil {
-		return time.Time{}, err
+		return signIn, err
 	}
-	iat, err := h.db.SignInWithPasskey(ctx, used, h.clock.Now())
+	signIn.flagsChanged = flagsChanged
+	signIn.iat, signIn.cancelledRecovery, err = h.db.SignInWithPasskey(ctx, used, h.clock.Now())
 	if errs.Code(err) == errs.NotFound {
 		// Deleted since it was read (here or on another instance).
-		return time.Time{}, forgetCredential(parsed.RawID, errUnknownPasskey)
+		return signIn, forgetCredential(parsed.RawID, errUnknownPasskey)
 	}
-	return iat, err
+	return signIn, err
 }
 
 // forgetCredentialError names a credential the browser should forget
@@ -266,7 +293,8 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 		return err
 	}
 	cred.Name = uniqueName(providerOrDefault(cred.AAGUID), creds)
-	if err := h.db.AddCredential(ctx, cred); err != nil {
+	endedRecovery, err := h.db.AddCredential(ctx, cred)
+	if err != nil {
 		if errors.Is(err, db.ErrTooManyPasskeys) || errs.Code(err) == errs.Gone {
 			// The passkey the browser has just made will never work here
 			// (the account filled up or was deleted meanwhile): let it
@@ -277,6 +305,11 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 		return err
 	}
 	h.passkeyAddedNotice(c, u, cred)
+	h.event(c, eventPasskeyAdded, u.Handle, slog.String("name", cred.Name),
+		slog.String("credential", base64.RawURLEncoding.EncodeToString(cred.CredentialID)))
+	if endedRecovery {
+		h.event(c, eventRecoveryCompleted, u.Handle)
+	}
 	return c.JSON(http.StatusOK, redirectBody{Redirect: "/account"})
 }
 
@@ -321,6 +354,7 @@ func (h *Handler) renamePasskey(c echo.Context) error {
 	if err := h.db.RenameCredential(c.Request().Context(), u.ID, id, name); err != nil {
 		return err
 	}
+	h.event(c, eventPasskeyRenamed, u.Handle, slog.Int64("passkey", id), slog.String("name", name))
 	return c.Redirect(http.StatusSeeOther, "/account")
 }
 
@@ -343,6 +377,8 @@ func (h *Handler) deletePasskey(c echo.Context) error {
 		return err
 	}
 	h.passkeyRemovedNotice(c, u, removed)
+	h.event(c, eventPasskeyRemoved, u.Handle, slog.String("name", removed.Name),
+		slog.String("credential", base64.RawURLEncoding.EncodeToString(removed.CredentialID)))
 	return c.Redirect(http.StatusSeeOther, "/account")
 }
 

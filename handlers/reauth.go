@@ -20,10 +20,13 @@ func (e *reauthError) Error() string { return "reauthentication required" }
 // freshSession reports whether the signed-in session proved who it is
 // recently enough for a sensitive action: a sign-in within REAUTH_TTL,
 // with a passkey if the account has one. (A link sign-in is the weaker
-// factor: it does not unlock sensitive actions on an account with passkeys.)
+// factor: it does not unlock sensitive actions on an account with
+// passkeys, unless its recovery is due and it signed in since.)
 func (h *Handler) freshSession(c echo.Context, u *db.User) bool {
 	s := sessionOf(c)
-	return s != nil && h.clock.Now().Sub(timeUnix(s.AuthTime)) <= h.cfg.ReauthTTL && (s.Passkey() || u.Passkeys == 0)
+	now := h.clock.Now()
+	return s != nil && now.Sub(timeUnix(s.AuthTime)) <= h.cfg.ReauthTTL &&
+		(s.Passkey() || u.Passkeys == 0 || u.RecoveryReady(s.AuthTime, now))
 }
 
 // requireFresh returns a reauthError unless the session is fresh; next is
@@ -59,10 +62,14 @@ func (h *Handler) reauthPage(c echo.Context) error {
 	if h.freshSession(c, u) {
 		return c.Redirect(http.StatusSeeOther, next)
 	}
+	now := h.clock.Now()
 	return h.render(c, http.StatusOK, views.Reauth(h.page(c, "Confirm it's you"), views.ReauthView{
 		Email:      u.Email,
 		Next:       next,
 		HasPasskey: u.Passkeys > 0,
+		// With its recovery due, a new link sign-in is fresh enough.
+		LinkWorks:   u.Passkeys == 0 || (u.RecoveryDue != 0 && now.UnixMilli() >= u.RecoveryDue),
+		EmailSignIn: u.EmailSignIn,
 	}))
 }
 

@@ -46,6 +46,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Match(getHead, "/signin/link", h.linkPage, link...)
 	e.POST("/signin/link", h.consumeLink, append(link, h.limitClient)...)
 	e.POST("/signout", h.signOut, page...)
+	e.Match(getHead, "/signin/recover", h.recoverPage, page...)
+	e.POST("/signin/recover", h.requestRecovery, signIn...)
 	e.POST("/signin/passkey/begin", h.beginPasskeySignIn, signIn...)
 	e.POST("/signin/passkey/finish", h.finishPasskeySignIn, signIn...)
 
@@ -60,6 +62,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	// endpoints, so one account cannot turn the app into a mailer.
 	e.POST("/account/email", h.requestEmailChange, append(slices.Clone(signedIn), h.limitClient)...)
 	e.POST("/account/email-signin", h.setEmailSignIn, signedIn...)
+	e.POST("/account/recovery/cancel", h.cancelRecovery, signedIn...)
 	e.Match(getHead, "/account/delete", h.deleteAccountPage, signedIn...)
 	e.POST("/account/delete", h.deleteAccount, signedIn...)
 	// Confirming a new address works from any browser, signed in or not.

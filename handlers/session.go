@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -117,10 +118,11 @@ func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	switch {
 	case errors.Is(err, db.ErrRefreshReplayed):
 		h.revocations.RevokeSession(rc.Subject, rc.SID)
-		h.log.Warn("a replayed refresh token ended its session everywhere", "event", "refresh_replayed",
-			"user", rc.Subject, "client", c.RealIP())
+		h.log.Warn("a replayed refresh token ended its session everywhere", "event", eventRefreshReplayed,
+			"user", rc.Subject, "client", c.RealIP(), "browser", describeBrowser(c.Request().UserAgent()), "session", rc.SID)
 		return nil, auth.ErrTokenRevoked
 	case errs.Code(err) == errs.Unauthorized:
+		h.event(c, eventRefreshRefused, rc.Handle(), slog.String("reason", refusalReason(err)))
 		return nil, auth.ErrTokenRevoked
 	case err != nil:
 		return nil, err
@@ -131,6 +133,17 @@ func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	}
 	h.setSessionCookies(c, issued)
 	return issued.Claims, nil
+}
+
+// refusalReason names why a refresh was refused, for the event log.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, db.ErrSessionForgotten):
+		return "session_fell_out_of_the_list"
+	case errors.Is(err, db.ErrSessionEnded):
+		return "signed_out_revoked_or_disabled"
+	}
+	return errs.Code(err)
 }
 
 // sessionExpiry is when a session signed in at authTime ends unless it is

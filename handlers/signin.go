@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"net/http"
 
+	"github.com/a-h/templ"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/auth"
@@ -23,21 +25,37 @@ func (h *Handler) signInPage(c echo.Context) error {
 // tells whether an account exists. Past the per-address limit it answers
 // the same and sends nothing.
 func (h *Handler) requestLink(c echo.Context) error {
+	return h.answerEmailRequest(c, views.SignIn, h.sendSignInEmail)
+}
+
+// requestRecovery is "Lost your passkey?": it answers exactly as
+// requestLink does (same page, same limits, no enumeration) and emails a
+// recovery link to an account with passkeys that signs in by email.
+func (h *Handler) requestRecovery(c echo.Context) error {
+	return h.answerEmailRequest(c, views.Recover, h.sendRecoveryEmail)
+}
+
+// answerEmailRequest is what every "email me" form does: check the
+// address (the form again, 400, if it is not one), send what the address
+// should get unless it has had its share, and answer 303 → /signin/sent
+// whatever the address is.
+func (h *Handler) answerEmailRequest(c echo.Context, page func(views.Page, views.SignInForm) templ.Component,
+	send func(c echo.Context, email, next string, requestID []byte) error) error {
 	if err := parseForm(c); err != nil {
 		return err
 	}
 	f := views.SignInForm{Email: c.Request().PostForm.Get("email"), Next: safeNext(c.Request().PostForm.Get("next"))}
 	if !f.Validate() {
-		return h.render(c, http.StatusBadRequest, views.SignIn(h.page(c, "Sign in"), f))
+		return h.render(c, http.StatusBadRequest, page(h.page(c, "Sign in"), f))
 	}
 	requestID := h.linkRequestID(c)
 	if ok, _ := h.emailLimiter.Allow(f.Email, h.clock.Now()); ok {
-		if err := h.sendSignInEmail(c, f.Email, f.Next, requestID); err != nil {
+		if err := send(c, f.Email, f.Next, requestID); err != nil {
 			if errs.Code(err) != errs.Unavailable {
 				return err
 			}
 			f.Problem = errs.Message(err)
-			return h.render(c, http.StatusServiceUnavailable, views.SignIn(h.page(c, "Sign in"), f))
+			return h.render(c, http.StatusServiceUnavailable, page(h.page(c, "Sign in"), f))
 		}
 	}
 	setCookie(c, cookieLinkRequest, h.keys.Seal(auth.PurposeLinkRequest, requestID, h.clock.Now().Add(h.cfg.LinkTTL)), h.cfg.LinkTTL)
@@ -45,19 +63,54 @@ func (h *Handler) requestLink(c echo.Context) error {
 }
 
 // sendSignInEmail sends what an address should get: a sign-in link for an
-// account that signs in by email, a sign-up link for a new address, and a
-// notice (no link) for a passkey-only account.
+// account that signs in by email, a sign-up link for a new address (or a
+// notice that sign-up is closed), and a notice (no link) for a
+// passkey-only or disabled account.
 func (h *Handler) sendSignInEmail(c echo.Context, email, next string, requestID []byte) error {
-	handle, emailSignIn, err := h.db.LinkTarget(c.Request().Context(), email)
+	t, err := h.db.LinkTarget(c.Request().Context(), email)
 	switch {
 	case errs.Code(err) == errs.NotFound:
-		return h.sendLink(c, &auth.Link{Kind: auth.LinkSignUp, Email: email, Next: next, RequestID: requestID}, "signup", "")
+		return h.sendSignUpEmail(c, email, next, requestID)
 	case err != nil:
 		return err
-	case !emailSignIn:
+	case t.Disabled:
+		return h.sendDisabledNotice(c, email)
+	case !t.EmailSignIn:
 		return h.sendPasskeyOnlyNotice(c, email)
 	}
-	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignIn, Handle: handle, Email: email, Next: next, RequestID: requestID}, "signin", "")
+	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignIn, Handle: t.Handle, Email: email, Next: next, RequestID: requestID}, "signin", "")
+}
+
+// sendSignUpEmail sends a new address a sign-up link, or, when SIGNUP
+// does not let it sign up, a notice that says so.
+func (h *Handler) sendSignUpEmail(c echo.Context, email, next string, requestID []byte) error {
+	if !h.cfg.SignUp.Allows(email) {
+		return h.sendSignUpClosedNotice(c, email)
+	}
+	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignUp, Email: email, Next: next, RequestID: requestID}, "signup", "")
+}
+
+// sendRecoveryEmail sends what an address should get when someone says
+// its passkey is lost: a recovery link for an account with passkeys that
+// signs in by email; for an account without passkeys a plain sign-in link
+// (a link sign-in is all it needs); otherwise what a link request gets.
+// A passkey-only account has no self-service way back: its notice says
+// so, and names the operator.
+func (h *Handler) sendRecoveryEmail(c echo.Context, email, next string, requestID []byte) error {
+	t, err := h.db.LinkTarget(c.Request().Context(), email)
+	if err != nil || t.Disabled || !t.EmailSignIn || t.Passkeys == 0 {
+		return h.sendSignInEmail(c, email, next, requestID)
+	}
+	return h.sendLink(c, &auth.Link{Kind: auth.LinkRecovery, Handle: t.Handle, Email: email, RequestID: requestID}, "recovery", "")
+}
+
+// recoverPage is "Lost your passkey?": what recovery does, and the form.
+func (h *Handler) recoverPage(c echo.Context) error {
+	f := views.SignInForm{Email: c.QueryParam("email")}
+	if f.Email != "" && !f.Validate() {
+		f = views.SignInForm{}
+	}
+	return h.render(c, http.StatusOK, views.Recover(h.page(c, "Lost your passkey?"), f))
 }
 
 // sendLink seals l (issued now) and emails it to l.Email. The link is built
@@ -68,19 +121,26 @@ func (h *Handler) sendLink(c echo.Context, l *auth.Link, purpose, oldEmail strin
 	if err != nil {
 		return err
 	}
-	path := "/signin/link?token="
-	if l.Kind == auth.LinkEmailChange {
-		path = "/account/email/confirm?token="
-	}
 	e := views.LinkEmail{
-		Link:     h.absoluteURL(path + token),
+		Link:     h.absoluteURL(LinkPath(l.Kind, token)),
 		Email:    l.Email,
 		Host:     h.cfg.BaseURL.Host,
 		Minutes:  views.Minutes(h.cfg.LinkTTL),
 		Purpose:  purpose,
 		OldEmail: oldEmail,
+		Delay:    views.Minutes(h.cfg.RecoveryDelay),
 	}
 	return h.sendEmail(c.Request().Context(), l.Email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e))
+}
+
+// LinkPath is the path and query of a link of kind carrying token: an
+// email change is confirmed on its own page, every other link on
+// /signin/link.
+func LinkPath(kind auth.LinkKind, token string) string {
+	if kind == auth.LinkEmailChange {
+		return "/account/email/confirm?token=" + token
+	}
+	return "/signin/link?token=" + token
 }
 
 // linkRequestID returns this browser's link-request id from its cookie, or
@@ -117,16 +177,21 @@ func (h *Handler) homePage(c echo.Context) error {
 }
 
 // currentUser returns the signed-in user's row. If the account no longer
-// exists (deleted in another browser), it signs this browser out.
+// exists (deleted in another browser) or was disabled, it signs this
+// browser out.
 func (h *Handler) currentUser(c echo.Context) (*db.User, error) {
 	s := sessionOf(c)
 	if s == nil {
 		return nil, errSignedOut
 	}
 	u, err := h.db.UserByHandle(c.Request().Context(), s.Handle())
-	if errs.Code(err) == errs.NotFound {
+	switch {
+	case errs.Code(err) == errs.NotFound:
 		h.clearSessionCookies(c)
 		return nil, &signedOutError{message: "This account no longer exists."}
+	case err == nil && u.Disabled:
+		h.clearSessionCookies(c)
+		return nil, db.ErrAccountDisabled
 	}
 	return u, err
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -21,6 +22,7 @@ func (h *Handler) signOut(c echo.Context) error {
 			return err
 		}
 		h.revocations.RevokeSession(s.Subject, s.SID)
+		h.event(c, eventSignOut, s.Handle(), slog.String("session", s.SID))
 		if !endedAll.IsZero() {
 			// Too many signed-out sessions to list: every session ended,
 			// here at once as on other instances within a poll.
@@ -41,6 +43,7 @@ func (h *Handler) signOutEverywhere(c echo.Context) error {
 		return err
 	}
 	h.revocations.RevokeUser(s.Subject, stamp.UnixMilli())
+	h.event(c, eventSignOutEverywhere, s.Handle())
 	h.clearSessionCookies(c)
 	return c.Redirect(http.StatusSeeOther, "/")
 }

@@ -340,7 +340,6 @@ func TestHostileAssertionsAreRefused(t *testing.T) {
 		"wrong type":                    {Type: "webauthn.create"},
 		"user not present":              {Flags: testkit.Byte(testkit.FlagUV | testkit.FlagBE | testkit.FlagBS)},
 		"user not verified":             {Flags: testkit.Byte(testkit.FlagUP | testkit.FlagBE | testkit.FlagBS)},
-		"backup eligibility changed":    {Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV)},
 		"backed up but not eligible":    {Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV | testkit.FlagBS)},
 		"another user's handle":         {UserHandle: strangerKey.UserHandle},
 		"no user handle":                {NoUserHandle: true},
@@ -788,4 +787,60 @@ func testPasskeysPerAccountAreLimited(t *testing.T, store testkit.Store) {
 		t.Error("after deleting one, the account page does not offer to add a passkey")
 	}
 	addPasskey(t, a, b)
+}
+
+// TestPasskeyBackupFlagsMayChange: real authenticators flip the backup
+// flags between registration and sign-in (iCloud Keychain after a sync,
+// some password managers). Each change is accepted, recorded on the
+// passkey (the account page says how it is stored now) and logged with
+// the credential's id; the impossible combination, backed up but not
+// eligible, is still refused, and every other check still holds.
+func TestPasskeyBackupFlagsMayChange(t *testing.T) {
+	clock := testkit.NewClock()
+	var log testkit.SyncBuffer
+	a := testkit.StartApp(t, testkit.AppOptions{Clock: clock, Log: &log})
+	b := a.Browser(t)
+	signIn(t, a, b, "flags@example.com")
+	pk := testkit.NewPasskey(t, a.URL)
+	begin := b.PostJSON("/account/passkeys/begin", nil)
+	deviceOnly := testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV | testkit.FlagAT)}
+	expectStatus(t, b.PostJSON("/account/passkeys/finish", pk.AttestWith(t, begin.Body, deviceOnly)), http.StatusOK)
+	expectPage(t, b.Get("/account"), http.StatusOK, "This device only")
+	id := base64.RawURLEncoding.EncodeToString(pk.Cred.ID)
+
+	for _, step := range []struct {
+		name  string
+		flags byte
+		shows string
+	}{
+		{"became eligible and synced", testkit.FlagUP | testkit.FlagUV | testkit.FlagBE | testkit.FlagBS, "Synced"},
+		{"eligible, not backed up yet", testkit.FlagUP | testkit.FlagUV | testkit.FlagBE, "Can sync, not backed up yet"},
+		{"no longer eligible", testkit.FlagUP | testkit.FlagUV, "This device only"},
+	} {
+		clock.Advance(time.Second)
+		before := strings.Count(log.String(), "event=passkey_flags_changed")
+		owner := a.Browser(t)
+		expectStatus(t, passkeySignInWith(t, owner, pk, testkit.Mod{Flags: testkit.Byte(step.flags)}), http.StatusOK)
+		expectPage(t, owner.Get("/account"), http.StatusOK, step.shows)
+		if n := strings.Count(log.String(), "event=passkey_flags_changed"); n != before+1 || !strings.Contains(log.String(), "credential="+id) {
+			t.Errorf("%s: %d flag-change warnings logged (want one more, naming %s):\n%s", step.name, n-before, id, log.String())
+		}
+	}
+	// Unchanged flags log nothing.
+	clock.Advance(time.Second)
+	before := strings.Count(log.String(), "event=passkey_flags_changed")
+	expectStatus(t, passkeySignInWith(t, a.Browser(t), pk, testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV)}), http.StatusOK)
+	if strings.Count(log.String(), "event=passkey_flags_changed") != before {
+		t.Error("a sign-in with unchanged flags logged a change")
+	}
+	// Backed up but not eligible is not a state any authenticator is in.
+	clock.Advance(time.Second)
+	bad := a.Browser(t)
+	expectJSONError(t, passkeySignInWith(t, bad, pk, testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV | testkit.FlagBS)}), http.StatusBadRequest)
+	if bad.Cookie("__Host-at") != "" {
+		t.Error("backed up but not eligible signed in")
+	}
+	// A flag change does not excuse anything else: another key is still refused.
+	clock.Advance(time.Second)
+	expectJSONError(t, passkeySignInWith(t, a.Browser(t), pk, testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV | testkit.FlagBE), WrongKey: true}), http.StatusBadRequest)
 }
