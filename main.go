@@ -38,13 +38,19 @@ func main() {
 const shutdownGrace = 15 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "migrate-db" {
-		return admin.MigrateDB(ctx, args[1:], getenv, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate-db":
+			return admin.MigrateDB(ctx, args[1:], getenv, stdout, stderr)
+		case "admin":
+			return admin.Run(ctx, args[1:], admin.Env{Getenv: getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+		}
 	}
 	flags := flag.NewFlagSet("latchkey", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: latchkey              serve\n"+
+			"       latchkey admin COMMAND …                 operator commands (latchkey admin -h)\n"+
 			"       latchkey migrate-db --to postgres://…   copy the SQLite database into PostgreSQL\n\n"+
 			"Latchkey is configured by environment variables:")
 		for _, v := range app.Variables {

@@ -46,19 +46,25 @@ type App struct {
 	wg       sync.WaitGroup
 }
 
-// New builds the app from cfg. Close stops it.
-func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
-	if opts.Clock == nil {
-		opts.Clock = auth.SystemClock{}
-	}
-	if opts.Logger == nil {
-		opts.Logger = NewLogger(cfg, os.Stderr)
+// Base is what the server and the operator's commands both need: the
+// database, the keys derived from SECRET_KEYS, and the mail sender.
+type Base struct {
+	DB     *db.DB
+	Keys   *auth.Keys
+	Mailer mail.Sender
+}
+
+// OpenBase opens the database, derives the keys (reading or creating the
+// secret file when SECRET_KEYS is empty) and picks the mail sender, as
+// cfg says. Close the DB when done.
+func OpenBase(ctx context.Context, cfg Config, opts Options) (*Base, error) {
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(cfg, os.Stderr)
 	}
 	if opts.MailLog == nil {
 		opts.MailLog = os.Stderr
 	}
-	log := opts.Logger
-
 	secrets := cfg.SecretKeys
 	if secrets == nil {
 		var created bool
@@ -95,6 +101,27 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		log.Warn("SMTP_URL is empty: emails are written to this log instead of being sent (development mode)")
 		sender = &mail.LogSender{W: opts.MailLog}
 	}
+	return &Base{DB: database, Keys: keys, Mailer: sender}, nil
+}
+
+// New builds the app from cfg. Close stops it.
+func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
+	if opts.Clock == nil {
+		opts.Clock = auth.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = NewLogger(cfg, os.Stderr)
+	}
+	if opts.MailLog == nil {
+		opts.MailLog = os.Stderr
+	}
+	log := opts.Logger
+
+	base, err := OpenBase(ctx, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	database, keys, sender := base.DB, base.Keys, base.Mailer
 
 	push := cfg.DatabaseNotify && database.Pushes()
 	if opts.PollInterval == 0 {

@@ -376,3 +376,42 @@ func TestClaimsEncodeLikeEncodingJSON(t *testing.T) {
 		t.Errorf("encodings differ:\n%v\n%v", ours, std)
 	}
 }
+
+// TestCachedAndFreshTokensGetTheSameLeeway: an access token is valid up
+// to (not including) one second past exp, as golang-jwt's parser allows, whether it is verified for the first
+// time or was verified before (and so skips the signature check).
+// Comparing whole seconds had let a cached token live almost two seconds
+// past exp.
+func TestCachedAndFreshTokensGetTheSameLeeway(t *testing.T) {
+	for _, tc := range []struct {
+		after time.Duration // past exp
+		valid bool
+	}{
+		{0, true},
+		{900 * time.Millisecond, true},
+		{999 * time.Millisecond, true},
+		{time.Second, false},
+		{time.Second + time.Millisecond, false},
+		{1500 * time.Millisecond, false},
+		{1999 * time.Millisecond, false},
+	} {
+		// exp is whole seconds: start on a second boundary, so that
+		// "after" is measured from exp exactly.
+		clock := &fakeClock{now: time.Unix(time.Now().Unix(), 0)}
+		tokens := newTokens(t, mustKeys(t, newSecret(t)), clock)
+		cachedTok, err := tokens.Issue([]byte("0123456789abcdef"), AMREmail, clock.Now(), "cached")
+		if err != nil {
+			t.Fatal(err)
+		}
+		freshTok, _ := tokens.Issue([]byte("0123456789abcdef"), AMREmail, clock.Now(), "fresh")
+		if _, err := tokens.VerifyAccess(cachedTok.Access); err != nil { // now remembered
+			t.Fatal(err)
+		}
+		clock.Advance(time.Unix(cachedTok.Claims.Expires, 0).Sub(clock.Now()) + tc.after)
+		_, cachedErr := tokens.VerifyAccess(cachedTok.Access)
+		_, freshErr := tokens.VerifyAccess(freshTok.Access)
+		if (cachedErr == nil) != tc.valid || (freshErr == nil) != tc.valid {
+			t.Errorf("%v past exp: cached token %v, first seen %v; want valid=%v for both", tc.after, cachedErr, freshErr, tc.valid)
+		}
+	}
+}

@@ -329,7 +329,7 @@ func (t *Tokens) VerifyAccess(raw string) (*Claims, error) {
 	t.cacheMu.RUnlock()
 	if hit {
 		if !t.claimsValid(c, now) {
-			if now.After(time.Unix(c.Expires, 0).Add(time.Second)) {
+			if !now.Before(time.Unix(c.Expires, 0).Add(time.Second)) {
 				t.cacheMu.Lock()
 				delete(t.cache, raw)
 				t.cacheMu.Unlock()
@@ -352,12 +352,12 @@ func (t *Tokens) VerifyAccess(raw string) (*Claims, error) {
 }
 
 // claimsValid re-checks a cached token's claims, with exactly the one
-// second of leeway the parser allows: valid until exp + 1 s, and an iat no
-// later than now + 1 s. (Comparing whole seconds had let a cached token
-// live almost two seconds past exp.)
+// second of leeway the parser allows (golang-jwt: now before exp + 1 s,
+// iat no later than now + 1 s). Comparing whole seconds had let a cached
+// token live almost two seconds past exp.
 func (t *Tokens) claimsValid(c *Claims, now time.Time) bool {
 	return c.Issuer == t.cfg.BaseURL && c.Audience == t.cfg.BaseURL &&
-		!now.After(time.Unix(c.Expires, 0).Add(time.Second)) && !c.IssuedAt.Time().After(now.Add(time.Second))
+		now.Before(time.Unix(c.Expires, 0).Add(time.Second)) && !c.IssuedAt.Time().After(now.Add(time.Second))
 }
 
 // VerifyRefresh checks a refresh token's signature and claims. Whether its

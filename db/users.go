@@ -359,10 +359,10 @@ func (d *DB) CheckLink(ctx context.Context, handle []byte, email string, issuedA
 		return false, d.fail("check link", err)
 	}
 	switch {
+	case disabled:
+		return false, ErrAccountDisabled // (which voided its links too)
 	case usedAt >= issuedAt || (!enabled && !anyway):
 		return false, errLinkGone
-	case disabled:
-		return false, ErrAccountDisabled
 	}
 	return false, nil
 }

@@ -1,8 +1,12 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	adminpkg "github.com/latchkey/latchkey/admin"
+	"github.com/latchkey/latchkey/app"
 	"maps"
 	"net/http"
 	"net/url"
@@ -176,4 +180,27 @@ func instances(t *testing.T, store testkit.Store, n int, poll time.Duration, env
 		apps[i] = testkit.StartApp(t, testkit.AppOptions{SecretKeys: secret, Store: store, Mail: mail, PollInterval: poll, Env: e})
 	}
 	return apps
+}
+
+// admin runs `latchkey admin args…` against the app's store, with its
+// environment, clock and mail server, and returns what it printed and its
+// exit status.
+func admin(t *testing.T, a *testkit.App, stdin string, args ...string) (stdout, stderr string, exit int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	opts := app.Options{}
+	if a.Clock != nil {
+		opts.Clock = a.Clock
+	}
+	if a.Mail != nil {
+		opts.SMTPTLSConfig = a.Mail.TLSConfig
+	}
+	err := adminpkg.Run(context.Background(), args, adminpkg.Env{
+		Getenv: func(k string) string { return a.Env[k] }, Stdin: strings.NewReader(stdin),
+		Stdout: &out, Stderr: &errOut, Options: opts,
+	})
+	if err != nil {
+		errOut.WriteString("latchkey: " + err.Error() + "\n")
+	}
+	return out.String(), errOut.String(), adminpkg.ExitCode(err)
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latchkey/latchkey/admin"
+	adminpkg "github.com/latchkey/latchkey/admin"
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -44,7 +44,7 @@ func TestMigrateFromSQLiteToPostgres(t *testing.T) {
 		return ""
 	}
 	var out, errOut bytes.Buffer
-	if err := admin.MigrateDB(context.Background(), []string{"--to", pg.URL}, getenv, &out, &errOut); err != nil {
+	if err := adminpkg.MigrateDB(context.Background(), []string{"--to", pg.URL}, getenv, &out, &errOut); err != nil {
 		t.Fatalf("migrate-db: %v\n%s", err, errOut.String())
 	}
 	if !strings.Contains(out.String(), "and 1 passkeys") || !strings.Contains(out.String(), "the counts match") {
@@ -67,16 +67,16 @@ func TestMigrateFromSQLiteToPostgres(t *testing.T) {
 	signIn(t, after, after.Browser(t), "newcomer@example.com") // new rows get new ids
 
 	// Into a database that is no longer empty: refused, nothing copied.
-	err := admin.MigrateDB(context.Background(), []string{"--to", pg.URL}, getenv, &out, &errOut)
-	if admin.ExitCode(err) != admin.ExitFailure || !strings.Contains(err.Error(), "already has") {
-		t.Errorf("copying into a database with users: %v (exit %d)", err, admin.ExitCode(err))
+	err := adminpkg.MigrateDB(context.Background(), []string{"--to", pg.URL}, getenv, &out, &errOut)
+	if adminpkg.ExitCode(err) != adminpkg.ExitFailure || !strings.Contains(err.Error(), "already has") {
+		t.Errorf("copying into a database with users: %v (exit %d)", err, adminpkg.ExitCode(err))
 	}
 	// Bad usage exits 2, and a password is never printed.
 	for _, args := range [][]string{{}, {"--to", "mysql://u:s3cretpw@h/db"}, {"--to", pg.URL, "extra"}, {"--bogus"}} {
 		errOut.Reset()
-		err := admin.MigrateDB(context.Background(), args, getenv, &out, &errOut)
-		if admin.ExitCode(err) != admin.ExitUsage {
-			t.Errorf("migrate-db %q: %v (exit %d), want exit 2", args, err, admin.ExitCode(err))
+		err := adminpkg.MigrateDB(context.Background(), args, getenv, &out, &errOut)
+		if adminpkg.ExitCode(err) != adminpkg.ExitUsage {
+			t.Errorf("migrate-db %q: %v (exit %d), want exit 2", args, err, adminpkg.ExitCode(err))
 		}
 		if err != nil && strings.Contains(err.Error()+errOut.String(), "s3cretpw") {
 			t.Errorf("migrate-db %q printed the password", args)

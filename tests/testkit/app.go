@@ -137,6 +137,9 @@ type App struct {
 	Clock  *Clock
 	App    *app.App
 	Config app.Config
+	// Env is the environment the app was configured from (the operator's
+	// commands read the same).
+	Env    map[string]string
 	Server *httptest.Server
 
 	stop sync.Once
@@ -199,8 +202,13 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Warnings and errors only, unless the test asks for a level or format.
+	logger := slog.New(slog.NewTextHandler(testLogWriter{tb, o.Log}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if o.Env["LOG_LEVEL"] != "" || o.Env["LOG_FORMAT"] != "" {
+		logger = app.NewLogger(cfg, testLogWriter{tb, o.Log})
+	}
 	opts := app.Options{
-		Logger:       slog.New(slog.NewTextHandler(testLogWriter{tb, o.Log}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:       logger,
 		PollInterval: o.PollInterval,
 		MailLog:      o.MailLog,
 	}
@@ -219,7 +227,7 @@ func StartApp(tb testing.TB, o AppOptions) *App {
 	srv.Listener = ln
 	srv.Config.ErrorLog = nil
 	srv.Start()
-	ta := &App{URL: base, Addr: ln.Addr().String(), Mail: o.Mail, Clock: o.Clock, App: a, Config: cfg, Server: srv}
+	ta := &App{URL: base, Addr: ln.Addr().String(), Mail: o.Mail, Clock: o.Clock, App: a, Config: cfg, Env: env, Server: srv}
 	tb.Cleanup(ta.Stop)
 	return ta
 }

@@ -1,0 +1,441 @@
+package admin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/mail"
+	"github.com/latchkey/latchkey/views"
+)
+
+// Env is where a command runs: the environment the server reads, the
+// terminal, and options for tests (a clock, the mail server's TLS).
+type Env struct {
+	Getenv         func(string) string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Options        app.Options
+}
+
+// command is one `latchkey admin` subcommand.
+type command struct {
+	name, args, help string
+	run              func(t *tool, flags *flag.FlagSet, args []string) error
+	flags            func(flags *flag.FlagSet)
+}
+
+var commands = []command{
+	{"users", "[--search TEXT] [--json]", "list the accounts: email, created, passkeys, email sign-in on/off, last passkey use, disabled",
+		(*tool).users, func(f *flag.FlagSet) {
+			f.String("search", "", "only addresses that contain TEXT")
+			f.Bool("json", false, "a JSON array")
+		}},
+	{"show", "EMAIL", "the account and its passkeys, with its user id (as in the security events of the log)", (*tool).show, nil},
+	{"recovery-link", "EMAIL", "print a one-time link (valid LINK_TTL) that signs the person in, fresh enough to add a passkey; check who they are first. The address is told", (*tool).recoveryLink, nil},
+	{"signout", "EMAIL", "end every session of the account, on every instance (as \"Sign out everywhere\")", (*tool).signOut, nil},
+	{"disable", "EMAIL", "the account can no longer sign in by any means; its sessions end within a second everywhere; its links and recovery are void", (*tool).disable, nil},
+	{"enable", "EMAIL", "let a disabled account sign in again", (*tool).enable, nil},
+	{"delete", "EMAIL [--yes]", "delete the account and its passkeys, as its own deletion does (asks to confirm unless --yes)",
+		(*tool).delete, func(f *flag.FlagSet) { f.Bool("yes", false, "do not ask to confirm") }},
+	{"invite", "EMAIL", "email a sign-up link, which works even when SIGNUP does not let the address sign up", (*tool).invite, nil},
+}
+
+// Run is `latchkey admin …`.
+func Run(ctx context.Context, args []string, env Env) error {
+	usageText := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: latchkey admin COMMAND [ARGUMENTS]\n\n"+
+			"Operator commands. They read the same environment as the server (DATABASE_PATH or\n"+
+			"DATABASE_URL, SECRET_KEYS, SMTP_URL, BASE_URL, …) and are safe to run while servers run.\n\nCommands:")
+		for _, c := range commands {
+			fmt.Fprintf(w, "  %-14s %-28s %s\n", c.name, c.args, c.help)
+		}
+		fmt.Fprintln(w, "\nExit status: 0 done, 1 failed or no such account, 2 bad usage.")
+	}
+	if len(args) == 0 {
+		usageText(env.Stderr)
+		return usage("admin needs a command")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usageText(env.Stdout)
+		return nil
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		usageText(env.Stderr)
+		return usage("unknown admin command %q", args[0])
+	}
+	flags := flag.NewFlagSet("latchkey admin "+cmd.name, flag.ContinueOnError)
+	flags.SetOutput(env.Stderr)
+	flags.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: latchkey admin %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
+		flags.PrintDefaults()
+	}
+	if cmd.flags != nil {
+		cmd.flags(flags)
+	}
+	positional, err := parseInterspersed(flags, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	wantsEmail := strings.HasPrefix(cmd.args, "EMAIL")
+	switch {
+	case wantsEmail && len(positional) != 1:
+		flags.Usage()
+		return usage("%s needs one email address", cmd.name)
+	case !wantsEmail && len(positional) != 0:
+		flags.Usage()
+		return usage("%s takes no address", cmd.name)
+	}
+	if wantsEmail {
+		normal, err := mail.NormalizeAddress(positional[0])
+		if err != nil {
+			return usage("%q is not an email address", positional[0])
+		}
+		positional[0] = normal
+	}
+
+	cfg, err := app.ConfigFromEnv(env.Getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := env.Options.Logger
+	if log == nil {
+		log = app.NewLogger(cfg, env.Stderr)
+	}
+	env.Options.Logger = log
+	if env.Options.MailLog == nil {
+		env.Options.MailLog = env.Stderr
+	}
+	if env.Options.Clock == nil {
+		env.Options.Clock = auth.SystemClock{}
+	}
+	base, err := app.OpenBase(ctx, cfg, env.Options)
+	if err != nil {
+		return err
+	}
+	defer base.DB.Close()
+	t := &tool{ctx: ctx, cfg: cfg, Base: base, env: env, log: log, clock: env.Options.Clock, name: cmd.name}
+	return cmd.run(t, flags, positional)
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments ("delete EMAIL --yes").
+func parseInterspersed(flags *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := flags.Parse(args); err != nil {
+			return nil, err
+		}
+		args = flags.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// tool is one command's run: configuration, database, keys, mailer.
+type tool struct {
+	*app.Base
+	ctx   context.Context
+	cfg   app.Config
+	env   Env
+	log   *slog.Logger
+	clock auth.Clock
+	name  string
+}
+
+// account returns the account with the address, or exit status 1.
+func (t *tool) account(email string) (*db.User, error) {
+	u, err := t.DB.UserByEmail(t.ctx, email)
+	if errs.Code(err) == errs.NotFound {
+		return nil, &ExitError{Code: ExitFailure, Err: fmt.Errorf("there is no account with the address %s", email)}
+	}
+	return u, err
+}
+
+// event logs the command as a security event, like the server's.
+func (t *tool) event(u *db.User, attrs ...slog.Attr) {
+	handlers.LogEvent(t.ctx, t.log, "admin_"+strings.ReplaceAll(t.name, "-", "_"), auth.Subject(u.Handle), attrs...)
+}
+
+func (t *tool) printf(format string, args ...any) { fmt.Fprintf(t.env.Stdout, format, args...) }
+
+// sendEmail renders and sends an email.
+func (t *tool) sendEmail(to, subject string, html, text templ.Component) error {
+	var h, p bytes.Buffer
+	if err := html.Render(t.ctx, &h); err != nil {
+		return err
+	}
+	if err := text.Render(t.ctx, &p); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.SMTPTimeout)
+	defer cancel()
+	if err := t.Mailer.Send(ctx, mail.Message{To: to, Subject: subject, Text: p.String(), HTML: h.String()}); err != nil {
+		return fmt.Errorf("sending the email to %s: %w", to, err)
+	}
+	return nil
+}
+
+// notice emails the account holder about what the operator did.
+func (t *tool) notice(to, subject string, paragraphs ...string) error {
+	e := views.NoticeEmail{Subject: subject, Paragraphs: paragraphs, When: views.Stamp(t.clock.Now()),
+		IfNotYou: "If you did not ask for this, contact the people who run " + views.SiteName + " at " + t.cfg.BaseURL.Host + ".",
+		Host:     t.cfg.BaseURL.Host}
+	return t.sendEmail(to, subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+}
+
+// link seals a link of kind for the account (or, for an invitation, the
+// address) and returns its URL.
+func (t *tool) link(kind auth.LinkKind, handle []byte, email string) (string, error) {
+	token, err := t.Keys.SealLink(&auth.Link{Kind: kind, Handle: handle, Email: email, IssuedAt: t.clock.Now()}, t.cfg.LinkTTL)
+	if err != nil {
+		return "", err
+	}
+	return t.cfg.BaseURL.Scheme + "://" + t.cfg.BaseURL.Host + handlers.LinkPath(kind, token), nil
+}
+
+// listed is an account as `users --json` prints it.
+type listed struct {
+	ID             string     `json:"id"`
+	Email          string     `json:"email"`
+	Created        time.Time  `json:"created"`
+	Passkeys       int        `json:"passkeys"`
+	EmailSignIn    bool       `json:"email_signin"`
+	LastPasskeyUse *time.Time `json:"last_passkey_use"`
+	Disabled       bool       `json:"disabled"`
+	RecoveryDue    *time.Time `json:"recovery_due"`
+}
+
+func (t *tool) users(flags *flag.FlagSet, _ []string) error {
+	all, err := t.DB.Users(t.ctx, flags.Lookup("search").Value.String())
+	if err != nil {
+		return err
+	}
+	out := make([]listed, len(all))
+	for i, u := range all {
+		out[i] = listed{ID: auth.Subject(u.Handle), Email: u.Email, Created: u.CreatedAt.UTC(), Passkeys: u.Passkeys,
+			EmailSignIn: u.EmailSignIn, Disabled: u.Disabled}
+		if !u.LastPasskeyUse.IsZero() {
+			last := u.LastPasskeyUse.UTC()
+			out[i].LastPasskeyUse = &last
+		}
+		if u.RecoveryDue != 0 {
+			due := time.UnixMilli(u.RecoveryDue).UTC()
+			out[i].RecoveryDue = &due
+		}
+	}
+	if flags.Lookup("json").Value.String() == "true" {
+		enc := json.NewEncoder(t.env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	w := tabwriter.NewWriter(t.env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "EMAIL\tCREATED\tPASSKEYS\tEMAIL SIGN-IN\tLAST PASSKEY USE\tDISABLED")
+	for _, u := range out {
+		last := "never"
+		if u.LastPasskeyUse != nil {
+			last = u.LastPasskeyUse.Format(time.DateTime)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", u.Email, u.Created.Format(time.DateTime), u.Passkeys,
+			onOff(u.EmailSignIn), last, yesNo(u.Disabled))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(t.env.Stderr, "%d accounts\n", len(out))
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func (t *tool) show(_ *flag.FlagSet, args []string) error {
+	u, err := t.account(args[0])
+	if err != nil {
+		return err
+	}
+	creds, err := t.DB.CredentialsOf(t.ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(t.env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "email\t%s\n", u.Email)
+	fmt.Fprintf(w, "user id\t%s\n", auth.Subject(u.Handle))
+	fmt.Fprintf(w, "created\t%s\n", u.CreatedAt.UTC().Format(time.DateTime))
+	fmt.Fprintf(w, "email sign-in\t%s\n", onOff(u.EmailSignIn))
+	fmt.Fprintf(w, "disabled\t%s\n", yesNo(u.Disabled))
+	recovery := "none"
+	if u.RecoveryDue != 0 {
+		recovery = "pending, ready at " + time.UnixMilli(u.RecoveryDue).UTC().Format(time.DateTime)
+	}
+	fmt.Fprintf(w, "recovery\t%s\n", recovery)
+	if u.TokensValidAfter > 0 {
+		fmt.Fprintf(w, "sessions valid after\t%s\n", time.UnixMilli(u.TokensValidAfter).UTC().Format(time.DateTime))
+	}
+	fmt.Fprintf(w, "passkeys\t%d\n", len(creds))
+	for _, c := range creds {
+		provider := auth.ProviderName(c.AAGUID)
+		if provider == "" {
+			provider = "unknown provider"
+		}
+		last := "never used"
+		if !c.LastUsedAt.IsZero() {
+			last = "last used " + c.LastUsedAt.UTC().Format(time.DateTime)
+		}
+		storage := "device-bound"
+		if c.BackupState {
+			storage = "synced"
+		}
+		fmt.Fprintf(w, "  %q\t%s, %s, added %s, %s\n", c.Name, provider, storage, c.CreatedAt.UTC().Format(time.DateTime), last)
+	}
+	return w.Flush()
+}
+
+func (t *tool) recoveryLink(_ *flag.FlagSet, args []string) error {
+	u, err := t.account(args[0])
+	if err != nil {
+		return err
+	}
+	if u.Disabled {
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("the account of %s is disabled: enable it first (latchkey admin enable %s)", u.Email, u.Email)}
+	}
+	link, err := t.link(auth.LinkOperator, u.Handle, u.Email)
+	if err != nil {
+		return err
+	}
+	// Told first: if the notice cannot go out, no link is printed.
+	if err := t.notice(u.Email, "A recovery link was made for your "+views.SiteName+" account",
+		"The people who run "+views.SiteName+" at "+t.cfg.BaseURL.Host+" made a one-time link that signs in to your account so that a new passkey can be added, because someone asked them to help recover it.",
+		"The link works once, for "+views.Minutes(t.cfg.LinkTTL)+"."); err != nil {
+		return err
+	}
+	t.event(u)
+	fmt.Fprintf(t.env.Stderr, "A one-time recovery link for %s, valid for %s. Give it only to the person, after checking who they are:\n", u.Email, views.Minutes(t.cfg.LinkTTL))
+	t.printf("%s\n", link)
+	return nil
+}
+
+func (t *tool) signOut(_ *flag.FlagSet, args []string) error {
+	u, err := t.account(args[0])
+	if err != nil {
+		return err
+	}
+	if _, err := t.DB.EndAllSessions(t.ctx, u.Handle, t.clock.Now()); err != nil {
+		return err
+	}
+	t.event(u)
+	t.printf("Every session of %s has ended (on every instance within a second).\n", u.Email)
+	return nil
+}
+
+func (t *tool) disable(_ *flag.FlagSet, args []string) error { return t.setDisabled(args[0], true) }
+func (t *tool) enable(_ *flag.FlagSet, args []string) error  { return t.setDisabled(args[0], false) }
+
+func (t *tool) setDisabled(email string, disabled bool) error {
+	u, err := t.account(email)
+	if err != nil {
+		return err
+	}
+	_, changed, err := t.DB.SetDisabled(t.ctx, u.Handle, disabled, t.clock.Now())
+	if err != nil {
+		return err
+	}
+	state := "enabled"
+	if disabled {
+		state = "disabled"
+	}
+	if !changed {
+		t.printf("The account of %s was already %s.\n", u.Email, state)
+		return nil
+	}
+	t.event(u)
+	if disabled {
+		t.printf("The account of %s is disabled: it cannot sign in, its sessions end within a second on every instance, and its links and any recovery are void.\n", u.Email)
+	} else {
+		t.printf("The account of %s is enabled again: it can sign in.\n", u.Email)
+	}
+	return nil
+}
+
+func (t *tool) delete(flags *flag.FlagSet, args []string) error {
+	u, err := t.account(args[0])
+	if err != nil {
+		return err
+	}
+	if flags.Lookup("yes").Value.String() != "true" {
+		fmt.Fprintf(t.env.Stderr, "Delete the account of %s and its %d passkeys? This can't be undone.\nType the address to confirm: ", u.Email, u.Passkeys)
+		line, _ := bufio.NewReader(t.env.Stdin).ReadString('\n')
+		if strings.ToLower(strings.TrimSpace(line)) != u.Email {
+			return &ExitError{Code: ExitFailure, Err: errors.New("not confirmed: nothing was deleted")}
+		}
+	}
+	if _, err := t.DB.DeleteUser(t.ctx, u.Handle, t.clock.Now()); err != nil {
+		return err
+	}
+	t.event(u)
+	if err := t.notice(u.Email, "Your "+views.SiteName+" account was deleted",
+		"The people who run "+views.SiteName+" at "+t.cfg.BaseURL.Host+" deleted your account and its passkeys, and every device was signed out."); err != nil {
+		fmt.Fprintf(t.env.Stderr, "The account was deleted, but the notice could not be sent: %v\n", err)
+	}
+	t.printf("The account of %s and its passkeys are deleted; every session ends within a second on every instance.\n", u.Email)
+	return nil
+}
+
+func (t *tool) invite(_ *flag.FlagSet, args []string) error {
+	email := args[0]
+	if _, err := t.DB.UserByEmail(t.ctx, email); err == nil {
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s already has an account", email)}
+	} else if errs.Code(err) != errs.NotFound {
+		return err
+	}
+	link, err := t.link(auth.LinkInvite, nil, email)
+	if err != nil {
+		return err
+	}
+	e := views.LinkEmail{Link: link, Email: email, Host: t.cfg.BaseURL.Host, Minutes: views.Minutes(t.cfg.LinkTTL), Purpose: "invite"}
+	if err := t.sendEmail(email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e)); err != nil {
+		return err
+	}
+	handlers.LogEvent(t.ctx, t.log, "admin_invite", "", slog.String("email_domain", email[strings.LastIndexByte(email, '@')+1:]))
+	t.printf("Invitation sent to %s; its link works once, for %s.\n", email, views.Minutes(t.cfg.LinkTTL))
+	return nil
+}
