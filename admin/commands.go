@@ -55,6 +55,8 @@ var commands = []command{
 	{"delete", "EMAIL [--yes]", "delete the account and its passkeys, as its own deletion does (asks to confirm unless --yes)",
 		(*tool).delete, func(f *flag.FlagSet) { f.Bool("yes", false, "do not ask to confirm") }},
 	{"invite", "EMAIL", "email a sign-up link, which works even when SIGNUP does not let the address sign up", (*tool).invite, nil},
+	{"oidc-client", "--id ID --name NAME --redirect-uri URI…", "print a new OpenID Connect client entry for OIDC_CLIENTS_FILE, with a fresh secret and its hash",
+		nil, oidcClientFlags},
 }
 
 // Run is `latchkey admin …`.
@@ -109,7 +111,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return usage("%s needs one email address", cmd.name)
 	case !wantsEmail && len(positional) != 0:
 		flags.Usage()
-		return usage("%s takes no address", cmd.name)
+		return usage("%s takes no arguments besides its flags", cmd.name)
 	}
 	if wantsEmail {
 		normal, err := mail.NormalizeAddress(positional[0])
@@ -119,6 +121,9 @@ func Run(ctx context.Context, args []string, env Env) error {
 		positional[0] = normal
 	}
 
+	if cmd.name == "oidc-client" {
+		return oidcClient(flags, env) // needs no database
+	}
 	cfg, err := app.ConfigFromEnv(env.Getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)

@@ -162,11 +162,16 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		RecoveryDelay: cfg.RecoveryDelay,
 	}, handlers.Deps{
 		DB: database, Keys: keys, Tokens: tokens, Revocations: revocations,
-		Passkeys: passkeys, Mailer: sender, Clock: opts.Clock, Logger: log,
+		Passkeys: passkeys, Mailer: sender, Clock: opts.Clock, Logger: log, OIDCClients: cfg.OIDCClients,
 	})
 	if err != nil {
 		database.Close()
 		return nil, err
+	}
+
+	if cfg.OIDCClients.Len() > 0 {
+		// Derive the RSA keys now, not on an application's first request.
+		go keys.RSASigner()
 	}
 
 	e := echo.New()

@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/mail"
+	"github.com/latchkey/latchkey/oidc"
 	"github.com/latchkey/latchkey/ratelimit"
 )
 
@@ -48,6 +49,7 @@ type Config struct {
 	LogJSON        bool // LOG_FORMAT=json
 	SignUp         handlers.SignUpPolicy
 	RecoveryDelay  time.Duration
+	OIDCClients    *oidc.Clients // from OIDC_CLIENTS_FILE; none when empty
 }
 
 // Variable documents one environment variable.
@@ -77,6 +79,7 @@ var Variables = []Variable{
 	{"RATE_LIMIT_EMAIL", "3/15m", "emails one address can be sent by other people's requests, per window"},
 	{"RATE_LIMIT_SIGNIN", "30/10m", "attempts per client on each sign-in endpoint, per window"},
 	{"SIGNUP", "open", "who may create an account: open, invite (only people an operator invites), or a comma list of email domains"},
+	{"OIDC_CLIENTS_FILE", "", "JSON file of the applications that sign people in through Latchkey (OpenID Connect); empty: none"},
 	{"RECOVERY_DELAY", "24h", "how long a self-service recovery waits (and notifies the address) before a link sign-in may add a passkey; 0 allowed"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "text", "text or json; security events are one line each with an event field"},
@@ -216,6 +219,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.LogJSON = true
 	default:
 		fail("LOG_FORMAT", errors.New("want text or json"))
+	}
+	c.OIDCClients = oidc.NoClients()
+	if path := get("OIDC_CLIENTS_FILE"); path != "" {
+		if c.OIDCClients, err = oidc.LoadClients(path); err != nil {
+			fail("OIDC_CLIENTS_FILE", fmt.Errorf("%s: %w", path, err))
+		}
 	}
 	if c.SignUp, err = handlers.ParseSignUp(get("SIGNUP")); err != nil {
 		fail("SIGNUP", err)

@@ -217,9 +217,23 @@ func TestKeyRotation(t *testing.T) {
 		t.Error("new tokens still carry the old kid")
 	}
 	var set struct{ Keys []map[string]string }
-	json.Unmarshal(rotated.keys.JWKS(), &set)
-	if len(set.Keys) != 2 || set.Keys[0]["kid"] == set.Keys[1]["kid"] || set.Keys[0]["alg"] != "EdDSA" || set.Keys[0]["use"] != "sig" {
+	jwks, err := rotated.keys.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(jwks, &set)
+	// One Ed25519 key per secret, then one RSA key per secret, newest first.
+	if len(set.Keys) != 4 || set.Keys[0]["kid"] == set.Keys[1]["kid"] || set.Keys[0]["alg"] != "EdDSA" || set.Keys[0]["use"] != "sig" ||
+		set.Keys[2]["alg"] != "RS256" || set.Keys[2]["kty"] != "RSA" || set.Keys[2]["kid"] == set.Keys[3]["kid"] {
 		t.Errorf("JWKS %v", set)
+	}
+	if rsaKey, _ := rotated.keys.RSASigner(); rsaKey.KID != set.Keys[2]["kid"] {
+		t.Errorf("the RSA signer is %s, not the newest secret's %s", rsaKey.KID, set.Keys[2]["kid"])
+	}
+	// Another instance with the same secrets derives the same RSA keys.
+	again, _ := mustKeys(t, newSecret, oldSecret).JWKS()
+	if string(again) != string(jwks) {
+		t.Error("two instances with the same secrets publish different key sets")
 	}
 
 	retired := newTokens(t, mustKeys(t, newSecret), clock)

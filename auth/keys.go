@@ -9,14 +9,17 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -51,7 +54,22 @@ type Keys struct {
 	// where an Ed25519 signature costs thirty.
 	refreshMACs map[string][]byte
 	sealers     []cipher.AEAD
-	jwks        []byte
+
+	// The RSA keys of the OpenID Connect provider, one per secret (newest
+	// first), derived on first use: deriving one takes a fraction of a
+	// second, and most instances of a test suite never need them.
+	secrets  [][]byte
+	rsaOnce  sync.Once
+	rsaKeys  []RSAKey
+	rsaErr   error
+	jwksOnce sync.Once
+	jwks     []byte
+}
+
+// RSAKey is one RSA key of the OpenID Connect provider (RS256).
+type RSAKey struct {
+	KID     string
+	Private *rsa.PrivateKey
 }
 
 // NewKeys derives the keys from secrets, newest first.
@@ -103,8 +121,47 @@ func NewKeys(secrets [][]byte) (*Keys, error) {
 		}
 		k.sealers = append(k.sealers, aead)
 	}
-	k.jwks = k.buildJWKS()
+	k.secrets = secrets
 	return k, nil
+}
+
+// rsa derives the RSA keys once.
+func (k *Keys) rsa() ([]RSAKey, error) {
+	k.rsaOnce.Do(func() {
+		for i, secret := range k.secrets {
+			key, err := deriveRSAKey(secret)
+			if err != nil {
+				k.rsaErr = fmt.Errorf("RSA key of secret %d: %w", i+1, err)
+				return
+			}
+			k.rsaKeys = append(k.rsaKeys, RSAKey{KID: rsaKeyID(&key.PublicKey), Private: key})
+		}
+	})
+	return k.rsaKeys, k.rsaErr
+}
+
+// RSASigner returns the RSA key that signs the OpenID Connect provider's
+// new tokens (the newest secret's).
+func (k *Keys) RSASigner() (RSAKey, error) {
+	keys, err := k.rsa()
+	if err != nil {
+		return RSAKey{}, err
+	}
+	return keys[0], nil
+}
+
+// RSAVerificationKey returns the RSA public key with this key id.
+func (k *Keys) RSAVerificationKey(kid string) (*rsa.PublicKey, bool) {
+	keys, err := k.rsa()
+	if err != nil {
+		return nil, false
+	}
+	for _, key := range keys {
+		if key.KID == kid {
+			return &key.Private.PublicKey, true
+		}
+	}
+	return nil, false
 }
 
 // keyID is the first 8 characters of the key's RFC 7638 thumbprint: short,
@@ -131,14 +188,25 @@ func (k *Keys) RefreshMAC(kid string) ([]byte, bool) {
 	return mac, ok
 }
 
-// JWKS returns the JSON Web Key Set of every key that currently verifies.
-func (k *Keys) JWKS() []byte { return k.jwks }
+// JWKS returns the JSON Web Key Set of every key that currently verifies:
+// one Ed25519 key (EdDSA, Latchkey's own tokens) and one RSA key (RS256,
+// the OpenID Connect provider's) per secret.
+func (k *Keys) JWKS() ([]byte, error) {
+	k.jwksOnce.Do(func() { k.jwks = k.buildJWKS() })
+	if k.jwks == nil {
+		_, err := k.rsa()
+		return nil, err
+	}
+	return k.jwks, nil
+}
 
 func (k *Keys) buildJWKS() []byte {
 	type jwk struct {
 		KTY string `json:"kty"`
-		CRV string `json:"crv"`
-		X   string `json:"x"`
+		CRV string `json:"crv,omitempty"`
+		X   string `json:"x,omitempty"`
+		N   string `json:"n,omitempty"`
+		E   string `json:"e,omitempty"`
 		KID string `json:"kid"`
 		ALG string `json:"alg"`
 		USE string `json:"use"`
@@ -149,6 +217,15 @@ func (k *Keys) buildJWKS() []byte {
 	for _, s := range k.signing {
 		set.Keys = append(set.Keys, jwk{KTY: "OKP", CRV: "Ed25519", X: base64.RawURLEncoding.EncodeToString(s.Public),
 			KID: s.KID, ALG: "EdDSA", USE: "sig"})
+	}
+	rsaKeys, err := k.rsa()
+	if err != nil {
+		return nil
+	}
+	for _, r := range rsaKeys {
+		pub := r.Private.PublicKey
+		set.Keys = append(set.Keys, jwk{KTY: "RSA", N: base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
+			E: base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()), KID: r.KID, ALG: "RS256", USE: "sig"})
 	}
 	out, _ := json.Marshal(set)
 	return out

@@ -44,7 +44,7 @@ var (
 
 // SealLink seals l into a URL-safe token valid for ttl.
 func (k *Keys) SealLink(l *Link, ttl time.Duration) (string, error) {
-	if len(l.Email) > 255 || len(l.Next) > 1024 || len(l.Handle) > 255 || len(l.RequestID) > 255 {
+	if len(l.Email) > 255 || len(l.Next) > 2048 || len(l.Handle) > 255 || len(l.RequestID) > 255 {
 		return "", errors.New("link field too long")
 	}
 	b := make([]byte, 0, 64+len(l.Email)+len(l.Next))

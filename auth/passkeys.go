@@ -196,7 +196,7 @@ func (p *Passkeys) seal(kind CeremonyKind, challenge string, handle []byte, next
 	if err != nil || len(raw) < 16 {
 		return "", errors.New("go-webauthn returned a bad challenge")
 	}
-	if len(next) > 1024 || len(handle) > 255 || len(raw) > 255 {
+	if len(next) > 2048 || len(handle) > 255 || len(raw) > 255 {
 		return "", errors.New("ceremony field too long")
 	}
 	now := p.clock.Now()

@@ -14,6 +14,8 @@ const (
 	PurposeLink        = "link"
 	PurposeLinkRequest = "link-request"
 	PurposeCeremony    = "webauthn-ceremony"
+	PurposeOIDCCode    = "oidc-authorization-code"
+	PurposeOIDCConsent = "oidc-consent-request"
 )
 
 // Errors from Open. Expired is authentic but too old.

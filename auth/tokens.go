@@ -157,6 +157,9 @@ func (t *Tokens) parser(method jwt.SigningMethod, audience string, extra ...jwt.
 	}, extra...)...)
 }
 
+// AccessTTL is how long an access token lives.
+func (t *Tokens) AccessTTL() time.Duration { return t.cfg.AccessTTL }
+
 // NewSessionID returns a random session id.
 func NewSessionID() string { return randomID(9) }
 

@@ -53,7 +53,7 @@ func MustOpen(tb testing.TB, cfg Config) *DB {
 
 var ctx = context.Background()
 
-var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql"}
+var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql"}
 
 func TestMigrationsAreRecordedOnce(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {
@@ -1100,4 +1100,79 @@ func newHandle() []byte {
 func signInWithPasskey(d *DB, u UsedCredential, now time.Time) (time.Time, error) {
 	iat, _, err := d.SignInWithPasskey(ctx, u, now)
 	return iat, err
+}
+
+// TestAuthorizationCodesRedeemOnce: several codes of one person redeem at
+// once (two applications signing them in together, on two instances),
+// each only once; a code issued before "Sign out everywhere" is refused,
+// and so is one of a disabled account.
+func TestAuthorizationCodesRedeemOnce(t *testing.T) {
+	eachEngine(t, func(t *testing.T, cfg Config) {
+		dbs := []*DB{MustOpen(t, cfg), MustOpen(t, cfg)}
+		u := signUp(t, dbs[0], "apps@example.com")
+		now := time.Now()
+		code := func(id string) Code {
+			return Code{Handle: u.Handle, ID: id, IssuedAt: now.UnixMilli(), Expires: now.Add(time.Minute).UnixMilli()}
+		}
+		got := count(race(2, dbs, func(i int, d *DB) error {
+			_, _, err := d.RedeemCode(ctx, code([]string{"first", "second"}[i]), time.Now())
+			return err
+		}))
+		if got["ok"] != 2 {
+			t.Fatalf("two codes in flight for one person: %v, want both redeemed", got)
+		}
+		got = count(race(6, dbs, func(i int, d *DB) error {
+			_, _, err := d.RedeemCode(ctx, code("third"), time.Now())
+			return err
+		}))
+		if got["ok"] != 1 || got[errs.Gone] != 5 {
+			t.Fatalf("one code redeemed six times at once: %v, want once", got)
+		}
+		if _, err := dbs[0].EndAllSessions(ctx, u.Handle, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := dbs[1].RedeemCode(ctx, code("before-signout"), time.Now()); !errors.Is(err, ErrCodeUsed) {
+			t.Errorf("a code issued before sign-out everywhere: %v, want ErrCodeUsed", err)
+		}
+		if _, _, err := dbs[1].SetDisabled(ctx, u.Handle, true, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		later := Code{Handle: u.Handle, ID: "disabled", IssuedAt: time.Now().Add(time.Second).UnixMilli(), Expires: time.Now().Add(time.Minute).UnixMilli()}
+		if _, _, err := dbs[0].RedeemCode(ctx, later, time.Now()); !errors.Is(err, ErrAccountDisabled) {
+			t.Errorf("a code of a disabled account: %v", err)
+		}
+	})
+}
+
+// TestGrants: granting adds scopes to an application's grant and keeps
+// when it was first granted; revoking removes it.
+func TestGrants(t *testing.T) {
+	eachEngine(t, func(t *testing.T, cfg Config) {
+		d := MustOpen(t, cfg)
+		u := signUp(t, d, "grants@example.com")
+		first := time.Now()
+		g, err := d.GrantApplication(ctx, u.ID, "wiki", []string{"openid"}, first)
+		if err != nil || g.GrantedAt != first.UnixMilli() || !g.Covers([]string{"openid"}) {
+			t.Fatalf("grant: %+v %v", g, err)
+		}
+		g, err = d.GrantApplication(ctx, u.ID, "wiki", []string{"openid", "email"}, first.Add(time.Hour))
+		if err != nil || g.GrantedAt != first.UnixMilli() || !g.Covers([]string{"email", "openid"}) {
+			t.Fatalf("widened grant: %+v %v", g, err)
+		}
+		d.GrantApplication(ctx, u.ID, "chat", []string{"openid"}, first)
+		got, _ := d.UserByHandle(ctx, u.Handle)
+		if len(got.Grants) != 2 {
+			t.Fatalf("grants %+v", got.Grants)
+		}
+		if revoked, err := d.RevokeGrant(ctx, u.ID, "wiki"); !revoked || err != nil {
+			t.Fatalf("revoke: %v %v", revoked, err)
+		}
+		if revoked, _ := d.RevokeGrant(ctx, u.ID, "wiki"); revoked {
+			t.Error("revoked twice")
+		}
+		got, _ = d.UserByHandle(ctx, u.Handle)
+		if _, ok := got.GrantTo("wiki"); ok || len(got.Grants) != 1 {
+			t.Errorf("after revoking: %+v", got.Grants)
+		}
+	})
 }

@@ -30,6 +30,8 @@ type User struct {
 	// RecoveryDue is when a pending recovery lets a link sign-in add a
 	// passkey (Unix ms); 0 when none is pending.
 	RecoveryDue int64
+	// Grants are the applications the person lets sign them in.
+	Grants []Grant
 }
 
 // RecoveryReady reports whether a session signed in at authTime (Unix s)
@@ -53,7 +55,7 @@ func (u *User) SessionRevoked(sid string) bool {
 const userColumns = `users.id, users.handle, users.email, users.email_signin, users.created_at,
 	users.tokens_valid_after, users.revoked_sessions,
 	(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id),
-	users.disabled_at IS NOT NULL, users.recovery_due_at`
+	users.disabled_at IS NOT NULL, users.recovery_due_at, users.oidc_grants`
 
 // scanUser scans userColumns, then extra.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) {
@@ -61,14 +63,16 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) 
 		u       User
 		created int64
 		revoked string
+		grants  string
 	)
 	dest := append([]any{&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &created, &u.TokensValidAfter, &revoked, &u.Passkeys,
-		&u.Disabled, &u.RecoveryDue}, extra...)
+		&u.Disabled, &u.RecoveryDue, &grants}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	u.CreatedAt = time.UnixMilli(created)
 	u.RevokedSessions = parseRevokedSessions(revoked)
+	u.Grants = parseGrants(grants)
 	return &u, nil
 }
 

@@ -39,6 +39,7 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 		EmailForm:   form,
 		Notice:      notice,
 	}
+	v.Applications = h.applications(u)
 	if u.RecoveryDue != 0 {
 		v.RecoveryDue = time.UnixMilli(u.RecoveryDue)
 		v.RecoveryReady = u.RecoveryReady(s.AuthTime, v.Now)

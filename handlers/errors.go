@@ -193,6 +193,8 @@ var jsonEndpoints = map[string]bool{
 	"/signin/passkey/finish":   true,
 	"/account/passkeys/begin":  true,
 	"/account/passkeys/finish": true,
+	"/oauth2/token":            true,
+	"/oauth2/userinfo":         true,
 }
 
 func isJSONEndpoint(c echo.Context) bool { return jsonEndpoints[c.Request().URL.Path] }

@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/mail"
+	"github.com/latchkey/latchkey/oidc"
 	"github.com/latchkey/latchkey/ratelimit"
 )
 
@@ -48,6 +49,8 @@ type Handler struct {
 	clock       auth.Clock
 	log         *slog.Logger
 
+	oidc *oidc.Provider
+
 	emailLimiter  *ratelimit.Limiter
 	clientLimiter *ratelimit.Limiter
 	crossOrigin   *http.CrossOriginProtection
@@ -66,6 +69,9 @@ type Deps struct {
 	Mailer      mail.Sender
 	Clock       auth.Clock
 	Logger      *slog.Logger
+	// OIDCClients are the applications that sign people in through
+	// Latchkey (OpenID Connect); none when nil.
+	OIDCClients *oidc.Clients
 }
 
 // maxLimiterKeys bounds each rate limiter's memory (see ratelimit.Limiter).
@@ -87,6 +93,12 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		crossOrigin:   cop,
 	}
 	h.buffers.New = func() any { return new(bytes.Buffer) }
+	clients := d.OIDCClients
+	if clients == nil {
+		clients = oidc.NoClients()
+	}
+	h.oidc = oidc.New(oidc.Config{Issuer: origin(cfg.BaseURL), AccessTTL: d.Tokens.AccessTTL(), MaxTTL: cfg.MaxTTL},
+		clients, d.Keys, d.DB, d.Revocations, d.Clock, h)
 	return h, nil
 }
 

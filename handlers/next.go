@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// maxNextLength bounds the next= parameter.
-const maxNextLength = 1024
+// maxNextLength bounds the next= parameter (an OpenID Connect
+// authorization request, carried through a sign-in, is the longest).
+const maxNextLength = 2048
 
 // safeNext returns next if it is a path on this site, and "" otherwise:
 // exactly one leading slash, no scheme or host however spelled (//host,

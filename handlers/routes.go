@@ -25,7 +25,8 @@ func (h *Handler) Register(e *echo.Echo) {
 
 	// Assets and machine endpoints: no session, cacheable.
 	e.Match(getHead, "/static/:file", serveStatic)
-	e.Match(getHead, "/.well-known/jwks.json", h.jwks)
+	e.Match(getHead, "/.well-known/jwks.json", h.jwks, h.oidc.CORS)
+	e.Match(getHead, "/.well-known/openid-configuration", h.oidc.Discovery, h.oidc.CORS)
 	e.Match(getHead, "/healthz", h.healthz, noStore)
 
 	// Pages and actions: cross-origin protection, a body limit, and the
@@ -65,10 +66,30 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/account/recovery/cancel", h.cancelRecovery, signedIn...)
 	e.Match(getHead, "/account/delete", h.deleteAccountPage, signedIn...)
 	e.POST("/account/delete", h.deleteAccount, signedIn...)
+	e.POST("/account/applications/:client/revoke", h.revokeApplication, signedIn...)
+
+	// OpenID Connect. The browser's side (authorize, consent, logout)
+	// behaves as every page; the token and userinfo endpoints are called
+	// by applications, with their own credentials and no cookies, so they
+	// take no cross-origin check and allow CORS for registered origins.
+	e.GET("/oauth2/authorize", h.oidc.Authorize, page...)
+	e.POST("/oauth2/authorize", h.oidc.Consent, page...)
+	e.Match([]string{http.MethodGet, http.MethodPost}, "/oauth2/logout", h.oidc.Logout, page...)
+	api := []echo.MiddlewareFunc{noStore, h.oidc.CORS, limitBody}
+	e.POST("/oauth2/token", h.oidc.Token, append(slices.Clone(api), h.limitClient)...)
+	e.Match([]string{http.MethodGet, http.MethodPost}, "/oauth2/userinfo", h.oidc.UserInfo, api...)
+	for _, path := range []string{"/oauth2/token", "/oauth2/userinfo", "/.well-known/openid-configuration", "/.well-known/jwks.json"} {
+		e.OPTIONS(path, preflightRefused, h.oidc.CORS) // CORS answers allowed origins first
+	}
+
 	// Confirming a new address works from any browser, signed in or not.
 	e.Match(getHead, "/account/email/confirm", h.emailChangePage, link...)
 	e.POST("/account/email/confirm", h.confirmEmailChange, link...)
 }
+
+// preflightRefused answers a CORS preflight from an origin that is not a
+// registered client's.
+func preflightRefused(c echo.Context) error { return c.NoContent(http.StatusForbidden) }
 
 // serveStatic serves the embedded assets, whole. Pages reference them with
 // a content hash in the query, so they may be cached for a year, and there

@@ -11,8 +11,12 @@ import (
 // jwks publishes the public keys that verify Latchkey's tokens, so other
 // services can verify them without asking us.
 func (h *Handler) jwks(c echo.Context) error {
+	set, err := h.keys.JWKS()
+	if err != nil {
+		return err
+	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=300")
-	return c.Blob(http.StatusOK, "application/jwk-set+json", h.keys.JWKS())
+	return c.Blob(http.StatusOK, "application/jwk-set+json", set)
 }
 
 // healthz answers 200 when the database answers.

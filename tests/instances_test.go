@@ -166,11 +166,21 @@ func jwksKids(t *testing.T, a *testkit.App) []string {
 		t.Fatal(err)
 	}
 	var kids []string
+	// The Ed25519 keys that verify Latchkey's own tokens come first, one
+	// per secret; then the OpenID Connect provider's RSA keys, as many.
+	rsa := 0
 	for _, k := range set.Keys {
-		if k.Alg != "EdDSA" || k.Use != "sig" {
+		switch {
+		case k.Alg == "EdDSA" && k.Use == "sig":
+			kids = append(kids, k.Kid)
+		case k.Alg == "RS256" && k.Use == "sig":
+			rsa++
+		default:
 			t.Errorf("JWKS key %+v", k)
 		}
-		kids = append(kids, k.Kid)
+	}
+	if rsa != len(kids) {
+		t.Errorf("JWKS has %d Ed25519 keys and %d RSA keys, want one of each per secret", len(kids), rsa)
 	}
 	return kids
 }
