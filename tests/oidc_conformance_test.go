@@ -202,7 +202,7 @@ func TestOpenIDConnectConformance(t *testing.T) {
 		form.Set("client_secret", "wrong")
 		oauthError(exchange(form), http.StatusUnauthorized, "invalid_client")
 		form.Set("client_secret", chatSecret) // right secret, and Basic too: two methods
-		oauthError(postForm(t, a.URL+"/oauth2/token", form, http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("chat:" + chatSecret))}}),
+		oauthError(postForm(t, a.URL+"/oauth2/token", form, http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("chat:"+chatSecret))}}),
 			http.StatusBadRequest, "invalid_request")
 	})
 	t.Run("a code is bound to its client", func(t *testing.T) {
