@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,12 +21,20 @@ const MaxBodyBytes = 64 << 10
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; " +
 	"frame-ancestors 'none'; form-action 'self'"
 
-// securityHeaders sets the security baseline on every response.
+// securityHeaders sets the security baseline on every response. The
+// form-action directive also names the origins of the registered OpenID
+// Connect clients' redirect URIs: a form that signs in, consents or signs
+// out can end in a redirect back to the application, and browsers apply
+// form-action to every redirect of a form's submission.
 func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	hsts := h.cfg.BaseURL.Scheme == "https"
+	csp := contentSecurityPolicy
+	if origins := h.oidc.Clients().RedirectOrigins(); len(origins) > 0 {
+		csp += " " + strings.Join(origins, " ")
+	}
 	return func(c echo.Context) error {
 		hdr := c.Response().Header()
-		hdr.Set("Content-Security-Policy", contentSecurityPolicy)
+		hdr.Set("Content-Security-Policy", csp)
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("Referrer-Policy", "same-origin")
 		hdr.Set("Cross-Origin-Opener-Policy", "same-origin")

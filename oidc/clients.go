@@ -186,6 +186,23 @@ func (cs *Clients) Len() int {
 // of a client's registered URIs.
 func (cs *Clients) AllowsOrigin(origin string) bool { return cs.origins[strings.ToLower(origin)] }
 
+// RedirectOrigins returns the origins of every registered redirect URI
+// (after sign-in and after sign-out), sorted.
+func (cs *Clients) RedirectOrigins() []string {
+	set := map[string]bool{}
+	for _, c := range cs.byID {
+		for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+			set[originOf(u)] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for o := range set {
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // HasRedirectURI reports whether uri is registered for the client, by
 // exact comparison.
 func (c *Client) HasRedirectURI(uri string) bool { return slices.Contains(c.RedirectURIs, uri) }

@@ -308,6 +308,13 @@ func TestOpenIDConnectConformance(t *testing.T) {
 				}
 			}
 		}
+		// A form that ends in a redirect back to an application may go
+		// there: form-action names the registered redirect origins, and
+		// no other.
+		csp := person.Get("/signin").Header.Get("Content-Security-Policy")
+		if !strings.HasSuffix(csp, "form-action 'self' http://127.0.0.1:9 https://chat.example.com https://wiki.example.com") {
+			t.Errorf("CSP %q", csp)
+		}
 		// Pages get no CORS at all.
 		req, _ := http.NewRequest(http.MethodGet, a.URL+"/account", nil)
 		req.Header.Set("Origin", "http://127.0.0.1:9")
