@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/mail"
 	"github.com/latchkey/latchkey/views"
 )
@@ -144,7 +145,11 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer base.DB.Close()
-	t := &tool{ctx: ctx, cfg: cfg, Base: base, env: env, log: log, clock: env.Options.Clock, name: cmd.name}
+	catalog, err := i18n.Load()
+	if err != nil {
+		return err
+	}
+	t := &tool{ctx: ctx, cfg: cfg, Base: base, env: env, log: log, clock: env.Options.Clock, name: cmd.name, catalog: catalog}
 	return cmd.run(t, flags, positional)
 }
 
@@ -168,12 +173,13 @@ func parseInterspersed(flags *flag.FlagSet, args []string) ([]string, error) {
 // tool is one command's run: configuration, database, keys, mailer.
 type tool struct {
 	*app.Base
-	ctx   context.Context
-	cfg   app.Config
-	env   Env
-	log   *slog.Logger
-	clock auth.Clock
-	name  string
+	ctx     context.Context
+	cfg     app.Config
+	env     Env
+	log     *slog.Logger
+	clock   auth.Clock
+	name    string
+	catalog *i18n.Catalog
 }
 
 // account returns the account with the address, or exit status 1.
@@ -209,12 +215,17 @@ func (t *tool) sendEmail(to, subject string, html, text templ.Component) error {
 	return nil
 }
 
-// notice emails the account holder about what the operator did.
-func (t *tool) notice(to, subject string, paragraphs ...string) error {
-	e := views.NoticeEmail{Subject: subject, Paragraphs: paragraphs, When: views.Stamp(t.clock.Now()),
-		IfNotYou: "If you did not ask for this, contact the people who run " + views.SiteName + " at " + t.cfg.BaseURL.Host + ".",
-		Host:     t.cfg.BaseURL.Host}
-	return t.sendEmail(to, subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
+// notice emails the account holder, in their language, about what the
+// operator did: subject and paragraphs are message ids.
+func (t *tool) notice(u *db.User, subject string, paragraphs ...string) error {
+	tr := t.catalog.T(u.Lang)
+	data := []any{"Site", views.SiteName, "Host", t.cfg.BaseURL.Host, "Duration", tr.Duration(t.cfg.LinkTTL)}
+	e := views.NoticeEmail{T: tr, Subject: tr.S(subject, data...), When: t.clock.Now(),
+		IfNotYou: tr.S("notice.operator.if_not_you", data...), Host: t.cfg.BaseURL.Host}
+	for _, p := range paragraphs {
+		e.Paragraphs = append(e.Paragraphs, tr.S(p, data...))
+	}
+	return t.sendEmail(u.Email, e.Subject, views.NoticeEmailHTML(e), views.NoticeEmailText(e))
 }
 
 // link seals a link of kind for the account (or, for an invitation, the
@@ -348,13 +359,11 @@ func (t *tool) recoveryLink(_ *flag.FlagSet, args []string) error {
 		return err
 	}
 	// Told first: if the notice cannot go out, no link is printed.
-	if err := t.notice(u.Email, "A recovery link was made for your "+views.SiteName+" account",
-		"The people who run "+views.SiteName+" at "+t.cfg.BaseURL.Host+" made a one-time link that signs in to your account so that a new passkey can be added, because someone asked them to help recover it.",
-		"The link works once, for "+views.Minutes(t.cfg.LinkTTL)+"."); err != nil {
+	if err := t.notice(u, "notice.operator_link.subject", "notice.operator_link", "notice.operator_link.once"); err != nil {
 		return err
 	}
 	t.event(u)
-	fmt.Fprintf(t.env.Stderr, "A one-time recovery link for %s, valid for %s. Give it only to the person, after checking who they are:\n", u.Email, views.Minutes(t.cfg.LinkTTL))
+	fmt.Fprintf(t.env.Stderr, "A one-time recovery link for %s, valid for %s. Give it only to the person, after checking who they are:\n", u.Email, t.cfg.LinkTTL)
 	t.printf("%s\n", link)
 	return nil
 }
@@ -417,8 +426,7 @@ func (t *tool) delete(flags *flag.FlagSet, args []string) error {
 		return err
 	}
 	t.event(u)
-	if err := t.notice(u.Email, "Your "+views.SiteName+" account was deleted",
-		"The people who run "+views.SiteName+" at "+t.cfg.BaseURL.Host+" deleted your account and its passkeys, and every device was signed out."); err != nil {
+	if err := t.notice(u, "notice.deleted.subject", "notice.operator_deleted"); err != nil {
 		fmt.Fprintf(t.env.Stderr, "The account was deleted, but the notice could not be sent: %v\n", err)
 	}
 	t.printf("The account of %s and its passkeys are deleted; every session ends within a second on every instance.\n", u.Email)
@@ -436,11 +444,11 @@ func (t *tool) invite(_ *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	e := views.LinkEmail{Link: link, Email: email, Host: t.cfg.BaseURL.Host, Minutes: views.Minutes(t.cfg.LinkTTL), Purpose: "invite"}
+	e := views.LinkEmail{T: t.catalog.T(i18n.Default), Link: link, Email: email, Host: t.cfg.BaseURL.Host, TTL: t.cfg.LinkTTL, Purpose: "invite"}
 	if err := t.sendEmail(email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e)); err != nil {
 		return err
 	}
 	handlers.LogEvent(t.ctx, t.log, "admin_invite", "", slog.String("email_domain", email[strings.LastIndexByte(email, '@')+1:]))
-	t.printf("Invitation sent to %s; its link works once, for %s.\n", email, views.Minutes(t.cfg.LinkTTL))
+	t.printf("Invitation sent to %s; its link works once, for %s.\n", email, t.cfg.LinkTTL)
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/mail"
 )
 
@@ -123,6 +124,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	database, keys, sender := base.DB, base.Keys, base.Mailer
 
+	catalog, err := i18n.Load()
+	if err != nil {
+		database.Close()
+		return nil, fmt.Errorf("message catalogs: %w", err)
+	}
 	push := cfg.DatabaseNotify && database.Pushes()
 	if opts.PollInterval == 0 {
 		// Pushed revocations arrive at once; the poll is a safety net.
@@ -163,6 +169,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}, handlers.Deps{
 		DB: database, Keys: keys, Tokens: tokens, Revocations: revocations,
 		Passkeys: passkeys, Mailer: sender, Clock: opts.Clock, Logger: log, OIDCClients: cfg.OIDCClients,
+		Catalog: catalog,
 	})
 	if err != nil {
 		database.Close()

@@ -38,8 +38,8 @@ type Link struct {
 const linkVersion = 1
 
 var (
-	errLinkDamaged = errs.E(errs.Invalid, "This link is damaged or incomplete. Copy the whole link from the email, or ask for a new one.")
-	errLinkExpired = errs.E(errs.Gone, "This link has expired.")
+	errLinkDamaged = errs.E(errs.Invalid, "error.link_damaged")
+	errLinkExpired = errs.E(errs.Gone, "error.link_expired")
 )
 
 // SealLink seals l into a URL-safe token valid for ttl.

@@ -215,7 +215,7 @@ func (p *Passkeys) seal(kind CeremonyKind, challenge string, handle []byte, next
 
 // Errors a ceremony cookie can produce.
 var (
-	ErrNoCeremony = errs.E(errs.Invalid, "This passkey request has expired or was started in another tab. Please try again.")
+	ErrNoCeremony = errs.E(errs.Invalid, "error.no_ceremony")
 )
 
 // OpenCeremony opens a ceremony cookie of one of the given kinds.
@@ -263,7 +263,7 @@ func (p *Passkeys) session(c *Ceremony, userID []byte) webauthn.SessionData {
 // invalid turns a go-webauthn error into a 400 a person can act on,
 // logging the library's developer details.
 func (p *Passkeys) invalid(what string, err error) error {
-	msg := "The passkey's response could not be verified. Please try again."
+	msg := "error.passkey_unverified"
 	if pe, ok := errors.AsType[*protocol.Error](err); ok {
 		p.log.Info("passkey "+what+" refused", "type", pe.Type, "details", pe.Details, "debug", pe.DevInfo)
 	} else {
@@ -280,7 +280,7 @@ func (p *Passkeys) ParseRegistration(body []byte) (*protocol.ParsedCredentialCre
 	}
 	if len(parsed.RawID) > MaxCredentialIDBytes ||
 		len(parsed.Response.AttestationObject.AuthData.AttData.CredentialID) > MaxCredentialIDBytes {
-		return nil, errs.E(errs.Invalid, "This passkey's id is longer than WebAuthn allows (1023 bytes).")
+		return nil, errs.E(errs.Invalid, "error.credential_id_too_long")
 	}
 	return parsed, nil
 }
@@ -293,7 +293,7 @@ func (p *Passkeys) FinishRegistration(u PasskeyUser, c *Ceremony, parsed *protoc
 		return nil, p.invalid("registration", err)
 	}
 	if len(cred.PublicKey) > MaxPublicKeyBytes {
-		return nil, errs.E(errs.Invalid, "This passkey's public key is far larger than any real one, so it was refused.")
+		return nil, errs.E(errs.Invalid, "error.public_key_too_large")
 	}
 	transports := make([]string, len(cred.Transport))
 	for i, t := range cred.Transport {
@@ -324,7 +324,7 @@ func (p *Passkeys) ParseAssertion(body []byte) (*protocol.ParsedCredentialAssert
 		return nil, p.invalid("assertion", err)
 	}
 	if len(parsed.RawID) > MaxCredentialIDBytes {
-		return nil, errs.E(errs.Invalid, "This passkey's id is longer than WebAuthn allows (1023 bytes).")
+		return nil, errs.E(errs.Invalid, "error.credential_id_too_long")
 	}
 	return parsed, nil
 }
@@ -343,7 +343,7 @@ func (p *Passkeys) ParseAssertion(body []byte) (*protocol.ParsedCredentialAssert
 func (p *Passkeys) FinishAssertion(handle []byte, cred *db.Credential, c *Ceremony, parsed *protocol.ParsedCredentialAssertionData) (used db.UsedCredential, flagsChanged bool, err error) {
 	if h := parsed.Response.UserHandle; c.Kind == CeremonySignIn && len(h) == 0 {
 		// A discoverable credential always returns its user handle.
-		return db.UsedCredential{}, false, errs.E(errs.Invalid, "The passkey did not say which account it belongs to.")
+		return db.UsedCredential{}, false, errs.E(errs.Invalid, "error.no_user_handle")
 	}
 	flags := parsed.Response.AuthenticatorData.Flags
 	flagsChanged = flags.HasBackupEligible() != cred.BackupEligible || flags.HasBackupState() != cred.BackupState

@@ -20,8 +20,8 @@ const (
 
 // Errors from Open. Expired is authentic but too old.
 var (
-	ErrSealInvalid = errs.E(errs.Invalid, "This value is damaged or was not issued by us.")
-	ErrSealExpired = errs.E(errs.Gone, "This has expired.")
+	ErrSealInvalid = errs.E(errs.Invalid, "error.seal_invalid")
+	ErrSealExpired = errs.E(errs.Gone, "error.seal_expired")
 )
 
 // maxSealed bounds what Open will even try to decode.

@@ -32,8 +32,8 @@ var (
 
 // Errors from verification. None says more than "not valid" to a visitor.
 var (
-	ErrTokenInvalid = errs.E(errs.Unauthorized, "Your sign-in is not valid. Please sign in again.")
-	ErrTokenRevoked = errs.E(errs.Unauthorized, "You were signed out. Please sign in again.")
+	ErrTokenInvalid = errs.E(errs.Unauthorized, "error.token_invalid")
+	ErrTokenRevoked = errs.E(errs.Unauthorized, "error.signed_out_again")
 )
 
 // Claims are the claims of both token types.

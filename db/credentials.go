@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +59,7 @@ func scanCredential(row interface{ Scan(...any) error }) (*Credential, error) {
 	return &c, nil
 }
 
-var errNoPasskey = errs.E(errs.NotFound, "There is no such passkey on your account.")
+var errNoPasskey = errs.E(errs.NotFound, "error.no_such_passkey")
 
 // CredentialsOf returns a user's passkeys, oldest first.
 func (d *DB) CredentialsOf(ctx context.Context, userID int64) ([]*Credential, error) {
@@ -115,7 +114,7 @@ func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (cred
 		&c.ID, &c.UserID, &c.PublicKey, &c.AttestationType, &c.AttestationFormat, &c.SignCount,
 		&c.UserPresent, &c.UserVerified, &c.BackupEligible, &c.BackupState, &lastUse, &handle)
 	if err != nil {
-		return nil, nil, false, d.notFound("credential for sign-in", err, "This passkey is not registered here.")
+		return nil, nil, false, d.notFound("credential for sign-in", err, "error.passkey_not_registered")
 	}
 	c.CredentialID = bytes.Clone(credentialID)
 	if lastUse > 0 {
@@ -129,7 +128,7 @@ func (d *DB) CredentialForSignIn(ctx context.Context, credentialID []byte) (cred
 // next sign-in with it reads the row again (after an assertion failed).
 func (d *DB) ForgetSignInCredential(credentialID []byte) { d.signIns.forget(credentialID) }
 
-var errPasskeyTaken = errs.E(errs.Conflict, "This passkey is already registered.")
+var errPasskeyTaken = errs.E(errs.Conflict, "error.passkey_taken")
 
 // MaxCredentials is the most passkeys one account can have: one for every
 // device and password manager a person uses, with room to spare, yet few
@@ -139,8 +138,7 @@ const MaxCredentials = 20
 
 // ErrTooManyPasskeys is what adding a passkey to an account that already
 // has MaxCredentials gets.
-var ErrTooManyPasskeys = errs.E(errs.Conflict, fmt.Sprintf(
-	"This account already has %d passkeys, the most it can have. Delete one you no longer use, then add the new one.", MaxCredentials))
+var ErrTooManyPasskeys = errs.EData(errs.Conflict, "error.too_many_passkeys", "Max", MaxCredentials)
 
 // AddCredential stores a new passkey for a live user that has fewer than
 // MaxCredentials, and ends the account's pending recovery (reported by
@@ -157,7 +155,7 @@ func (d *DB) AddCredential(ctx context.Context, c *Credential) (endedRecovery bo
 	err = d.inTx(ctx, func(tx *tx) error {
 		endedRecovery = false
 		if _, err := tx.lockUser(c.UserID); errors.Is(err, sql.ErrNoRows) {
-			return errs.E(errs.Gone, "This account no longer exists.")
+			return errs.E(errs.Gone, "error.account_gone")
 		} else if err != nil {
 			return err
 		}
@@ -204,11 +202,11 @@ func (d *DB) AddCredential(ctx context.Context, c *Credential) (endedRecovery bo
 // ErrPasskeyReplay is returned when an assertion's ceremony is not newer
 // than the credential's last use: a replay, or a ceremony overtaken by a
 // newer one.
-var ErrPasskeyReplay = errs.E(errs.Gone, "This sign-in attempt was already used. Please try again.")
+var ErrPasskeyReplay = errs.E(errs.Gone, "error.passkey_replay")
 
 // ErrCounterWentBack is returned when the authenticator's signature counter
 // did not move forward: the mark of a cloned authenticator.
-var ErrCounterWentBack = errs.E(errs.Forbidden, "This passkey reported an inconsistent state and was refused. If this keeps happening, remove it and add it again.")
+var ErrCounterWentBack = errs.E(errs.Forbidden, "error.counter_went_back")
 
 // UsedCredential is what a successful assertion updates.
 type UsedCredential struct {
@@ -252,9 +250,9 @@ var (
 )
 
 // SignInWithPasskey records a verified assertion at now and returns the
-// issue time of the session's tokens, and whether it cancelled a pending
-// recovery (a passkey sign-in proves the owner still has one). It saves
-// the counter and flags,
+// issue time of the session's tokens, whether it cancelled a pending
+// recovery (a passkey sign-in proves the owner still has one), and the
+// person's language. It saves the counter and flags,
 // atomically refusing a credential that is no longer the one verified, a
 // replayed ceremony and a counter that did not increase (when either the
 // stored or the new value is non-zero); and, in the same transaction,
@@ -262,22 +260,22 @@ var (
 // revocation of the account (see issueAfter). It is what makes a passkey
 // sign-in count; the credential read before it may come from memory
 // (signInCache).
-func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.Time) (iat time.Time, cancelledRecovery bool, err error) {
+func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.Time) (s PasskeySignIn, err error) {
 	ctx, done := d.op(ctx, "SignInWithPasskey")
 	defer done()
 	var ms int64
 	err = d.inTx(ctx, func(tx *tx) error {
-		cancelledRecovery = false
+		s.CancelledRecovery = false
 		// The owner's row first: rows are locked users before credentials.
 		var recovery int64
 		err := tx.row(`UPDATE users SET `+issuedHigh("$1")+` WHERE handle = $2 AND deleted_at IS NULL AND disabled_at IS NULL
-			RETURNING `+issueAfter("$1")+`, recovery_due_at`, now.UnixMilli(), u.Owner).Scan(&ms, &recovery)
+			RETURNING `+issueAfter("$1")+`, recovery_due_at, lang`, now.UnixMilli(), u.Owner).Scan(&ms, &recovery, &s.Lang)
 		if errors.Is(err, sql.ErrNoRows) {
 			var disabled bool
 			if tx.row(`SELECT disabled_at IS NOT NULL FROM users WHERE handle = $1 AND deleted_at IS NULL`, u.Owner).Scan(&disabled); disabled {
 				return ErrAccountDisabled
 			}
-			return errs.E(errs.NotFound, "This passkey is not registered here.")
+			return errs.E(errs.NotFound, "error.passkey_not_registered")
 		}
 		if err != nil {
 			return err
@@ -288,7 +286,7 @@ func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.T
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
 			if recovery != 0 {
-				cancelledRecovery = true
+				s.CancelledRecovery = true
 				_, err = tx.exec(`UPDATE users SET recovery_due_at = 0 WHERE handle = $1`, u.Owner)
 			}
 			return err
@@ -299,7 +297,7 @@ func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.T
 		err = tx.row(readUse, u.ID, u.CredentialID, u.PublicKey, u.Owner, u.Eligible).Scan(&lastUsed, &count)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return errs.E(errs.NotFound, "This passkey is not registered here.")
+			return errs.E(errs.NotFound, "error.passkey_not_registered")
 		case err != nil:
 			return err
 		case lastUsed >= u.CeremonyStart:
@@ -309,10 +307,18 @@ func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.T
 	})
 	if err != nil {
 		d.signIns.forget(u.CredentialID)
-		return time.Time{}, false, d.fail("passkey sign-in", err)
+		return PasskeySignIn{}, d.fail("passkey sign-in", err)
 	}
 	d.signIns.used(u)
-	return time.UnixMilli(ms), cancelledRecovery, nil
+	s.IssuedAt = time.UnixMilli(ms)
+	return s, nil
+}
+
+// PasskeySignIn is what a recorded passkey sign-in tells the session.
+type PasskeySignIn struct {
+	IssuedAt          time.Time // the issue time of its tokens (see issueAfter)
+	CancelledRecovery bool      // it ended a pending recovery
+	Lang              string    // the person's chosen language, or ""
 }
 
 // RenameCredential renames one of the user's passkeys.
@@ -331,7 +337,7 @@ func (d *DB) RenameCredential(ctx context.Context, userID, id int64, name string
 
 // ErrLastPasskey refuses deleting the only passkey of a passkey-only
 // account, which would lock its owner out.
-var ErrLastPasskey = errs.E(errs.Conflict, "This is the only passkey of an account that signs in with passkeys only. Turn email sign-in back on, or add another passkey, before removing it.")
+var ErrLastPasskey = errs.E(errs.Conflict, "error.last_passkey")
 
 // DeleteCredential removes one of the user's passkeys, unless it is the
 // last one of a passkey-only account. It returns the removed passkey. The

@@ -291,7 +291,7 @@ func (d *DB) tryTx(ctx context.Context, fn func(*tx) error) error {
 }
 
 // errUnavailable is what people see when the database does not answer.
-const errUnavailableMessage = "The database isn't answering just now, so nothing was changed. Please try again in a minute."
+const errUnavailableMessage = "error.database_unavailable"
 
 // fail turns a database error into the error vocabulary: errors of the
 // vocabulary pass through, an unreachable (or, on SQLite, locked) database

@@ -53,7 +53,7 @@ func MustOpen(tb testing.TB, cfg Config) *DB {
 
 var ctx = context.Background()
 
-var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql"}
+var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql", "0006_language.sql"}
 
 func TestMigrationsAreRecordedOnce(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {
@@ -1098,8 +1098,8 @@ func newHandle() []byte {
 
 // signInWithPasskey records a passkey sign-in and returns its issue time.
 func signInWithPasskey(d *DB, u UsedCredential, now time.Time) (time.Time, error) {
-	iat, _, err := d.SignInWithPasskey(ctx, u, now)
-	return iat, err
+	s, err := d.SignInWithPasskey(ctx, u, now)
+	return s.IssuedAt, err
 }
 
 // TestAuthorizationCodesRedeemOnce: several codes of one person redeem at

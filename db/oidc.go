@@ -68,7 +68,7 @@ func (d *DB) GrantApplication(ctx context.Context, userID int64, client string, 
 		i := slices.IndexFunc(grants, func(g Grant) bool { return g.Client == client })
 		if i < 0 {
 			if len(grants) >= MaxGrants {
-				return errs.E(errs.Conflict, "This account has let too many applications sign in. Remove one on your account page first.")
+				return errs.E(errs.Conflict, "error.too_many_applications")
 			}
 			grants = append(grants, Grant{Client: client, GrantedAt: now.UnixMilli()})
 			i = len(grants) - 1
@@ -114,7 +114,7 @@ func (d *DB) RevokeGrant(ctx context.Context, userID int64, client string) (revo
 
 // ErrCodeUsed refuses an authorization code that was redeemed already, or
 // issued before the account's tokens were revoked.
-var ErrCodeUsed = errs.E(errs.Gone, "This authorization code was already used, or has been revoked.")
+var ErrCodeUsed = errs.E(errs.Gone, "error.code_used")
 
 // Code is an authorization code being redeemed.
 type Code struct {
@@ -163,7 +163,7 @@ func (d *DB) RedeemCode(ctx context.Context, c Code, now time.Time) (*User, time
 			}
 		}
 		if len(live) >= maxCodesInFlight {
-			return errs.E(errs.TooManyRequests, "Too many sign-ins into applications at once. Please try again in a minute.")
+			return errs.E(errs.TooManyRequests, "error.too_many_codes")
 		}
 		live = append(live, RevokedSession{SID: c.ID, Expires: c.Expires})
 		iat = max(nowMs, u.TokensValidAfter+1)

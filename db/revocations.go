@@ -135,12 +135,12 @@ type Refresh struct {
 // Refresh errors. Each signs the browser out.
 var (
 	// ErrSessionEnded: the session was signed out, or every session was.
-	ErrSessionEnded = errs.E(errs.Unauthorized, "You were signed out. Please sign in again.")
+	ErrSessionEnded = errs.E(errs.Unauthorized, "error.signed_out_again")
 	// ErrRefreshReplayed: an older generation of the session's refresh
 	// token was presented, so the session was ended everywhere.
-	ErrRefreshReplayed = errs.E(errs.Unauthorized, "This sign-in was used from somewhere else too, so it was ended everywhere for your safety. Please sign in again.")
+	ErrRefreshReplayed = errs.E(errs.Unauthorized, "error.refresh_replayed")
 	// ErrSessionForgotten: the session fell out of the bounded list.
-	ErrSessionForgotten = errs.E(errs.Unauthorized, "Your sign-in has expired. Please sign in again.")
+	ErrSessionForgotten = errs.E(errs.Unauthorized, "error.session_forgotten")
 )
 
 // RotateRefresh checks a refresh token against the user's row and moves

@@ -32,6 +32,8 @@ type User struct {
 	RecoveryDue int64
 	// Grants are the applications the person lets sign them in.
 	Grants []Grant
+	// Lang is the language the person chose ("" if they never did).
+	Lang string
 }
 
 // RecoveryReady reports whether a session signed in at authTime (Unix s)
@@ -55,7 +57,7 @@ func (u *User) SessionRevoked(sid string) bool {
 const userColumns = `users.id, users.handle, users.email, users.email_signin, users.created_at,
 	users.tokens_valid_after, users.revoked_sessions,
 	(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id),
-	users.disabled_at IS NOT NULL, users.recovery_due_at, users.oidc_grants`
+	users.disabled_at IS NOT NULL, users.recovery_due_at, users.oidc_grants, users.lang`
 
 // scanUser scans userColumns, then extra.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) {
@@ -66,7 +68,7 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) 
 		grants  string
 	)
 	dest := append([]any{&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &created, &u.TokensValidAfter, &revoked, &u.Passkeys,
-		&u.Disabled, &u.RecoveryDue, &grants}, extra...)
+		&u.Disabled, &u.RecoveryDue, &grants, &u.Lang}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -109,6 +111,7 @@ type Target struct {
 	EmailSignIn bool
 	Disabled    bool
 	Passkeys    int
+	Lang        string // the person's chosen language, or ""
 }
 
 // LinkTarget returns what answering a link request needs of the live
@@ -118,17 +121,17 @@ func (d *DB) LinkTarget(ctx context.Context, email string) (Target, error) {
 	defer done()
 	var t Target
 	err := d.r.queryRow(ctx, `SELECT handle, email_signin, disabled_at IS NOT NULL,
-		(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id)
-		FROM users WHERE email = $1 AND deleted_at IS NULL`, email).Scan(&t.Handle, &t.EmailSignIn, &t.Disabled, &t.Passkeys)
+		(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id), lang
+		FROM users WHERE email = $1 AND deleted_at IS NULL`, email).Scan(&t.Handle, &t.EmailSignIn, &t.Disabled, &t.Passkeys, &t.Lang)
 	if err != nil {
-		return Target{}, d.notFound("link target", err, "No such account.")
+		return Target{}, d.notFound("link target", err, "error.account_gone")
 	}
 	return t, nil
 }
 
 // ErrAccountDisabled refuses every way into a disabled account. It says no
 // more than that: only someone who could otherwise have signed in sees it.
-var ErrAccountDisabled = errs.E(errs.Forbidden, "This account is disabled. If you think this is a mistake, contact the people who run this site.")
+var ErrAccountDisabled = errs.E(errs.Forbidden, "error.account_disabled")
 
 // UserByEmail returns the live account with this address (disabled or
 // not), for the operator's commands.
@@ -137,7 +140,7 @@ func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
 	defer done()
 	u, err := scanUser(d.r.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1 AND deleted_at IS NULL`, email))
 	if err != nil {
-		return nil, d.notFound("user by email", err, "There is no account with that address.")
+		return nil, d.notFound("user by email", err, "error.no_account_with_address")
 	}
 	return u, nil
 }
@@ -184,7 +187,7 @@ func (d *DB) UserByHandle(ctx context.Context, handle []byte) (*User, error) {
 	u, err := scanUser(d.r.queryRow(ctx,
 		`SELECT `+userColumns+` FROM users WHERE handle = $1 AND deleted_at IS NULL`, handle))
 	if err != nil {
-		return nil, d.notFound("user by handle", err, "No such account.")
+		return nil, d.notFound("user by handle", err, "error.account_gone")
 	}
 	return u, nil
 }
@@ -193,7 +196,7 @@ func (d *DB) UserByHandle(ctx context.Context, handle []byte) (*User, error) {
 // issued before email sign-in was turned off or the email changed, or for an
 // account that no longer exists. The page does not say which, because the
 // person's next step is the same.
-var errLinkGone = errs.E(errs.Gone, "This link has already been used, or a newer one has replaced it.")
+var errLinkGone = errs.E(errs.Gone, "error.link_gone")
 
 // ConsumeSignInLink signs in with a link issued at issuedAt (Unix µs) to
 // email for the account handle, at now. It succeeds at most once per link:
@@ -422,7 +425,7 @@ func (d *DB) SetDisabled(ctx context.Context, handle []byte, disabled bool, now 
 }
 
 // ErrEmailTaken is returned when an account already uses the address.
-var ErrEmailTaken = errs.E(errs.Conflict, "That address now belongs to another account, so your email was not changed.")
+var ErrEmailTaken = errs.E(errs.Conflict, "error.email_taken")
 
 // ChangeEmail moves the account handle from oldEmail to newEmail, from a
 // confirmation link issued at issuedAt, at now. Like a sign-in link it
@@ -501,7 +504,7 @@ func (d *DB) CheckEmailChange(ctx context.Context, handle []byte, oldEmail, newE
 	return d.fail("check email change", err)
 }
 
-var errAccountGone = errs.E(errs.NotFound, "This account no longer exists.")
+var errAccountGone = errs.E(errs.NotFound, "error.account_gone")
 
 // DeleteUser deletes an account at now: its passkeys go, and the row
 // becomes a tombstone with no email (so the address can sign up afresh)
@@ -538,7 +541,7 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) (time
 			now.UnixMilli(), handle, now.UnixMicro(), email).Scan(&stamp)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Deleted, or moved to another address, since it was read.
-			return errs.E(errs.Conflict, "This account changed while it was being deleted. Please try again.")
+			return errs.E(errs.Conflict, "error.account_changed")
 		}
 		if err != nil {
 			return err
@@ -555,7 +558,7 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) (time
 
 // ErrNoPasskeyForPasskeyOnly refuses turning email sign-in off for an
 // account that has no passkey to sign in with.
-var ErrNoPasskeyForPasskeyOnly = errs.E(errs.Conflict, "Add a passkey before turning email sign-in off, or you could not sign in at all.")
+var ErrNoPasskeyForPasskeyOnly = errs.E(errs.Conflict, "error.passkey_first")
 
 // SetEmailSignIn turns email sign-in on or off. Turning it off needs a
 // passkey on the account and voids every link issued before now.
@@ -589,6 +592,14 @@ func (d *DB) SetEmailSignIn(ctx context.Context, userID int64, enabled bool, now
 		return nil
 	})
 	return d.fail("set email sign-in", err)
+}
+
+// SetLanguage records the language the person chose.
+func (d *DB) SetLanguage(ctx context.Context, userID int64, lang string) error {
+	ctx, done := d.op(ctx, "SetLanguage")
+	defer done()
+	_, err := d.w.exec(ctx, `UPDATE users SET lang = $1 WHERE id = $2`, lang, userID)
+	return d.fail("set language", err)
 }
 
 // randomHandle returns a random user handle (for tombstones, which belong

@@ -25,10 +25,14 @@ const (
 )
 
 // Error is an error with a code and a message a person can act on.
-// Err, when set, is the underlying cause; it is logged, never shown.
+// Message is the id of the message in the catalogs (package i18n), Data
+// its template data as name, value pairs; the error handler writes it in
+// the person's language. Err, when set, is the underlying cause; it is
+// logged, never shown.
 type Error struct {
 	Code    string
 	Message string
+	Data    []any
 	Err     error
 }
 
@@ -42,8 +46,13 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// E returns an error with the given code and public message.
+// E returns an error with the given code and public message (an id).
 func E(code, message string) *Error { return &Error{Code: code, Message: message} }
+
+// EData is E for a message with template data (name, value pairs).
+func EData(code, message string, data ...any) *Error {
+	return &Error{Code: code, Message: message, Data: data}
+}
 
 // Wrap returns an error with the given code and public message that keeps err
 // as its cause.
@@ -63,11 +72,22 @@ func Code(err error) string {
 	return Internal
 }
 
-// Message returns the public message of err. Internal errors get a generic
-// message so that nothing about our internals reaches a visitor.
+// Message returns the id of the public message of err. Internal errors
+// get a generic one so that nothing about our internals reaches a visitor.
 func Message(err error) string {
 	if e, ok := errors.AsType[*Error](err); ok && e.Code != Internal && e.Message != "" {
 		return e.Message
 	}
-	return "Something went wrong on our side. Please try again in a moment."
+	return MessageInternal
 }
+
+// Data returns the template data of err's message.
+func Data(err error) []any {
+	if e, ok := errors.AsType[*Error](err); ok && e.Code != Internal {
+		return e.Data
+	}
+	return nil
+}
+
+// MessageInternal is the message of every internal error.
+const MessageInternal = "error.internal"

@@ -55,7 +55,7 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 			BackedUp:       k.BackupState,
 		})
 	}
-	p := h.page(c, "Your account")
+	p := h.page(c, "title.account")
 	p.Wide = true
 	return h.render(c, status, views.Account(p, v))
 }

@@ -17,7 +17,7 @@ func (h *Handler) deleteAccountPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.render(c, http.StatusOK, views.DeleteAccount(h.page(c, "Delete your account"), views.DeleteAccountView{
+	return h.render(c, http.StatusOK, views.DeleteAccount(h.page(c, "title.delete"), views.DeleteAccountView{
 		Email: u.Email, Passkeys: u.Passkeys,
 	}))
 }
@@ -33,9 +33,9 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 		return err
 	}
 	if strings.ToLower(strings.TrimSpace(c.Request().PostForm.Get("confirm"))) != u.Email {
-		return h.render(c, http.StatusBadRequest, views.DeleteAccount(h.page(c, "Delete your account"), views.DeleteAccountView{
+		return h.render(c, http.StatusBadRequest, views.DeleteAccount(h.page(c, "title.delete"), views.DeleteAccountView{
 			Email: u.Email, Passkeys: u.Passkeys,
-			Error: "Type your email address exactly as shown to confirm.",
+			Error: "delete.mismatch",
 		}))
 	}
 	stamp, err := h.db.DeleteUser(c.Request().Context(), u.Handle, h.clock.Now())
@@ -44,13 +44,13 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 	}
 	h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
 	h.event(c, eventAccountDeleted, u.Handle)
-	h.sendNotice(c, u.Email, "Your "+views.SiteName+" account was deleted",
-		"Your account and its passkeys were deleted, and every device was signed out. This can't be undone; you can sign up again with this address at any time.")
+	h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.deleted.subject", []string{"notice.deleted"})
 	h.clearSessionCookies(c)
-	return h.render(c, http.StatusOK, views.Message(h.page(c, "Account deleted"), views.MessageView{
-		Title:       "Your account has been deleted",
-		Body:        "Your account, its passkeys and every session are gone. Remove the passkeys from your password manager or device too; they no longer work here.",
+	t := h.t(c)
+	return h.render(c, http.StatusOK, views.Message(h.page(c, "title.deleted"), views.MessageView{
+		Title:       t.S("deleted.title"),
+		Body:        t.S("deleted.body"),
 		ActionHref:  "/",
-		ActionLabel: "Go to the home page",
+		ActionLabel: t.S("action.home"),
 	}))
 }

@@ -29,11 +29,11 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 		return h.renderAccount(c, http.StatusBadRequest, u, form, "")
 	}
 	if form.Email == u.Email {
-		form.Error = "That is already your address."
+		form.Error = "error.same_address"
 		return h.renderAccount(c, http.StatusBadRequest, u, form, "")
 	}
 	ctx := c.Request().Context()
-	_, err = h.db.LinkTarget(ctx, form.Email)
+	owner, err := h.db.LinkTarget(ctx, form.Email)
 	taken := err == nil
 	if err != nil && errs.Code(err) != errs.NotFound {
 		return err
@@ -43,12 +43,12 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 		// out either way, so neither the answer nor its timing tells
 		// whether the address has an account.
 		send := func() error {
-			return h.sendEmailTakenNotice(c, form.Email)
+			return h.sendEmailTakenNotice(c, form.Email, h.tFor(c, owner.Lang))
 		}
 		if !taken {
 			send = func() error {
 				l := &auth.Link{Kind: auth.LinkEmailChange, Handle: u.Handle, Email: form.Email, Next: u.Email}
-				return h.sendLink(c, l, "email-change", u.Email)
+				return h.sendLink(c, l, "email-change", u.Email, h.tFor(c, u.Lang))
 			}
 		}
 		if err := send(); err != nil {
@@ -60,8 +60,7 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 		}
 	}
 	h.event(c, eventEmailChangeStart, u.Handle)
-	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{},
-		"We've sent a confirmation link to "+form.Email+". Your address changes when you open it; until then, nothing changes.")
+	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.change_sent", "Email", form.Email))
 }
 
 // emailChangeLink opens an email-change link. The link's Next field holds
@@ -88,7 +87,7 @@ func (h *Handler) emailChangePage(c echo.Context) error {
 	if err := h.db.CheckEmailChange(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro()); err != nil {
 		return err
 	}
-	return h.render(c, http.StatusOK, views.LinkConfirm(h.page(c, "Confirm your new email address"), views.LinkConfirmView{
+	return h.render(c, http.StatusOK, views.LinkConfirm(h.page(c, "title.email_change"), views.LinkConfirmView{
 		Action:   "/account/email/confirm",
 		Token:    token,
 		Email:    l.Email,
@@ -115,28 +114,28 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	sub := auth.Subject(u.Handle)
 	h.revocations.RevokeUser(sub, now.UnixMilli())
 	h.event(c, eventEmailChanged, u.Handle)
-	h.sendNotice(c, l.Next, "Your "+views.SiteName+" email address was changed",
-		"The email address of your account was changed from this address to "+maskEmail(u.Email)+". Sign-in links and notices now go to the new address.",
-		"Every device that was signed in has been signed out.")
+	h.sendNotice(c, l.Next, h.tFor(c, u.Lang), "notice.email_changed.subject",
+		[]string{"notice.email_changed", "notice.email_changed.signed_out"}, "Email", maskEmail(u.Email))
 
+	t := h.t(c)
 	s := sessionOf(c)
 	if s == nil {
 		h.clearSessionCookies(c)
-		return h.render(c, http.StatusOK, views.Message(h.page(c, "Email address changed"), views.MessageView{
-			Title:       "Your email address is now " + u.Email,
-			Body:        "Every device that was signed in has been signed out. Sign in again to continue.",
+		return h.render(c, http.StatusOK, views.Message(h.page(c, "title.email_changed"), views.MessageView{
+			Title:       t.S("email_changed.title", "Email", u.Email),
+			Body:        t.S("email_changed.body"),
 			ActionHref:  "/signin",
-			ActionLabel: "Sign in",
+			ActionLabel: t.S("action.signin"),
 		}))
 	}
 	if s.Subject != sub {
 		// Confirmed in a browser signed in to another account: that
 		// session has nothing to do with the change and stays.
-		return h.render(c, http.StatusOK, views.Message(h.page(c, "Email address changed"), views.MessageView{
-			Title:       "The account's email address is now " + u.Email,
-			Body:        "Every device that was signed in to that account has been signed out. This browser is signed in to another account, and stays signed in.",
+		return h.render(c, http.StatusOK, views.Message(h.page(c, "title.email_changed"), views.MessageView{
+			Title:       t.S("email_changed.other.title", "Email", u.Email),
+			Body:        t.S("email_changed.other.body"),
 			ActionHref:  "/account",
-			ActionLabel: "Your account",
+			ActionLabel: t.S("action.your_account"),
 		}))
 	}
 	// The same person, in the same browser: a new session with the same
@@ -148,7 +147,7 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	}
 	h.setSessionCookies(c, issued)
 	setSession(c, issued.Claims)
-	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "Your email address is now "+u.Email+". Every other device has been signed out.")
+	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, t.S("account.notice.email_changed", "Email", u.Email))
 }
 
 // maskEmail shows enough of an address to recognise it, not to harvest

@@ -22,7 +22,7 @@ func (h *Handler) setEmailSignIn(c echo.Context) error {
 		enable = true
 	case "false":
 	default:
-		return errs.E(errs.Invalid, "Choose whether email sign-in should be on or off.")
+		return errs.E(errs.Invalid, "error.email_signin_choice")
 	}
 	u, err := h.freshUser(c, "/account")
 	if err != nil {
@@ -37,12 +37,10 @@ func (h *Handler) setEmailSignIn(c echo.Context) error {
 	u.EmailSignIn = enable
 	if enable {
 		h.event(c, eventEmailSignInOn, u.Handle)
-		h.sendNotice(c, u.Email, "Email sign-in was turned on for your "+views.SiteName+" account",
-			"Sign-in links sent to this address can sign in to your account again, as well as your passkeys.")
-		return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "Email sign-in is on: you can sign in with a passkey or a link.")
+		h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.email_signin_on.subject", []string{"notice.email_signin_on"})
+		return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.email_signin_on"))
 	}
 	h.event(c, eventEmailSignInOff, u.Handle)
-	h.sendNotice(c, u.Email, "Email sign-in was turned off for your "+views.SiteName+" account",
-		"Your account now signs in with passkeys only. Links already sent no longer work, and asking for a new one sends a notice instead of a link.")
-	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "Email sign-in is off: only your passkeys can sign in now.")
+	h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.email_signin_off.subject", []string{"notice.email_signin_off"})
+	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.email_signin_off"))
 }

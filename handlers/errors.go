@@ -43,32 +43,33 @@ var codeOfStatus = map[int]string{
 	http.StatusTooManyRequests:       errs.TooManyRequests,
 }
 
-// Public messages for errors that carry none of their own.
+// Public messages (ids) for errors that carry none of their own.
 var defaultMessages = map[string]string{
-	errs.Invalid:         "Something in that request wasn't right. Go back and try again.",
-	errs.Unauthorized:    "You need to sign in first.",
-	errs.Forbidden:       "You can't do that from here.",
-	errs.NotFound:        "There's nothing at this address. It may have moved, or the link may be mistyped.",
-	"method_not_allowed": "This address doesn't accept that kind of request.",
-	errs.TooLarge:        "That request was too large. Requests are limited to " + strconv.Itoa(MaxBodyBytes>>10) + " KB.",
-	errs.Unsupported:     "That request was sent in a format we don't accept. Send JSON.",
-	errs.TooManyRequests: "Too many attempts. Please wait a little and try again.",
+	errs.Invalid:         "error.default.invalid",
+	errs.Unauthorized:    "error.default.unauthorized",
+	errs.Forbidden:       "error.default.forbidden",
+	errs.NotFound:        "error.default.not_found",
+	"method_not_allowed": "error.default.method",
+	errs.TooLarge:        "error.default.too_large",
+	errs.Unsupported:     "error.default.unsupported",
+	errs.TooManyRequests: "error.default.too_many",
 }
 
+// titles are the error pages' titles (ids).
 var titles = map[string]string{
-	errs.Invalid:         "That didn't work",
-	errs.Unauthorized:    "Please sign in",
-	errs.Forbidden:       "Not allowed",
-	errs.ReauthRequired:  "Please confirm it's you",
-	errs.NotFound:        "Page not found",
-	errs.Conflict:        "That can't be done as things are",
-	errs.Gone:            "This link can't be used any more",
-	errs.TooLarge:        "Request too large",
-	errs.Unsupported:     "Unsupported format",
-	errs.TooManyRequests: "Slow down a little",
-	errs.Unavailable:     "Temporarily unavailable",
-	errs.Internal:        "Something went wrong",
-	"method_not_allowed": "Method not allowed",
+	errs.Invalid:         "error.title.invalid",
+	errs.Unauthorized:    "error.title.unauthorized",
+	errs.Forbidden:       "error.title.forbidden",
+	errs.ReauthRequired:  "error.title.reauth",
+	errs.NotFound:        "error.title.not_found",
+	errs.Conflict:        "error.title.conflict",
+	errs.Gone:            "error.title.gone",
+	errs.TooLarge:        "error.title.too_large",
+	errs.Unsupported:     "error.title.unsupported",
+	errs.TooManyRequests: "error.title.too_many",
+	errs.Unavailable:     "error.title.unavailable",
+	errs.Internal:        "error.title.internal",
+	"method_not_allowed": "error.title.method",
 }
 
 // HTTPErrorHandler turns every error a handler returns, or Echo raises, into
@@ -103,7 +104,9 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 		}
 		err = &redirectError{err: errReauthRequired, to: re.to}
 	}
-	code, message, status := h.classify(err)
+	code, messageID, status := h.classify(err)
+	t := h.t(c)
+	message := t.S(messageID, append(errs.Data(err), "KB", MaxBodyBytes>>10)...)
 	if status >= 500 {
 		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"status", status, "client", c.RealIP(), "err", err)
@@ -134,9 +137,11 @@ func (h *Handler) HTTPErrorHandler(err error, c echo.Context) {
 			setSession(c, claims)
 		}
 	}
-	v := views.ErrorView{Status: status, Title: titles[code], Message: message}
-	v.ActionHref, v.ActionLabel = errorAction(c, code)
-	if err := h.render(c, status, views.Error(h.page(c, v.Title), v)); err != nil {
+	p := h.page(c, titles[code])
+	v := views.ErrorView{Status: status, Title: p.Title, Message: message}
+	href, label := errorAction(c, code)
+	v.ActionHref, v.ActionLabel = href, t.S(label)
+	if err := h.render(c, status, views.Error(p, v)); err != nil {
 		if c.Request().Context().Err() != nil {
 			// The client went away (say, in the middle of its body) while
 			// its error page was made: nobody is left to read it.
@@ -171,20 +176,21 @@ func (h *Handler) classify(err error) (code, message string, status int) {
 	return code, message, statusOf[code]
 }
 
-// errorAction is the one thing an error page offers to do next.
+// errorAction is the one thing an error page offers to do next (its
+// label a message id).
 func errorAction(c echo.Context, code string) (href, label string) {
 	path := c.Request().URL.Path
 	switch {
 	case code == errs.Gone || (code == errs.Invalid && (strings.HasPrefix(path, "/signin") || strings.HasPrefix(path, "/account/email/confirm"))):
-		return "/signin", "Get a new link"
+		return "/signin", "action.new_link"
 	case code == errs.Unauthorized:
-		return "/signin", "Sign in"
+		return "/signin", "action.signin"
 	case code == errs.Unavailable:
-		return path, "Try again"
+		return path, "action.try_again"
 	case strings.HasPrefix(path, "/account") && sessionOf(c) != nil:
-		return "/account", "Back to your account"
+		return "/account", "action.back_to_account"
 	}
-	return "/", "Go to the home page"
+	return "/", "action.home"
 }
 
 // jsonEndpoints speak JSON, errors included.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/mail"
 	"github.com/latchkey/latchkey/oidc"
 	"github.com/latchkey/latchkey/ratelimit"
@@ -49,7 +50,8 @@ type Handler struct {
 	clock       auth.Clock
 	log         *slog.Logger
 
-	oidc *oidc.Provider
+	oidc    *oidc.Provider
+	catalog *i18n.Catalog
 
 	emailLimiter  *ratelimit.Limiter
 	clientLimiter *ratelimit.Limiter
@@ -72,6 +74,8 @@ type Deps struct {
 	// OIDCClients are the applications that sign people in through
 	// Latchkey (OpenID Connect); none when nil.
 	OIDCClients *oidc.Clients
+	// Catalog holds the messages of every language.
+	Catalog *i18n.Catalog
 }
 
 // maxLimiterKeys bounds each rate limiter's memory (see ratelimit.Limiter).
@@ -87,7 +91,7 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		cfg: cfg, db: d.DB, keys: d.Keys, tokens: d.Tokens, revocations: d.Revocations,
-		passkeys: d.Passkeys, mailer: d.Mailer, clock: d.Clock, log: d.Logger,
+		passkeys: d.Passkeys, mailer: d.Mailer, clock: d.Clock, log: d.Logger, catalog: d.Catalog,
 		emailLimiter:  ratelimit.New(cfg.EmailRate, maxLimiterKeys),
 		clientLimiter: ratelimit.New(cfg.SignInRate, maxLimiterKeys),
 		crossOrigin:   cop,

@@ -13,9 +13,9 @@ import (
 )
 
 var (
-	errNotJSON   = errs.E(errs.Unsupported, "Send the passkey response as JSON (Content-Type: application/json).")
-	errEmptyBody = errs.E(errs.Invalid, "The request body is empty; send the passkey response as JSON.")
-	errBadJSON   = errs.E(errs.Invalid, "The request body is not valid JSON.")
+	errNotJSON   = errs.E(errs.Unsupported, "error.not_json")
+	errEmptyBody = errs.E(errs.Invalid, "error.empty_body")
+	errBadJSON   = errs.E(errs.Invalid, "error.bad_json")
 )
 
 // readJSON reads a JSON request body: 415 unless the Content-Type is
@@ -74,7 +74,7 @@ func readBody(c echo.Context) ([]byte, error) {
 		return nil, errs.E(errs.TooLarge, "")
 	}
 	if err != nil {
-		return nil, errs.Wrap(err, errs.Invalid, "The request body could not be read.")
+		return nil, errs.Wrap(err, errs.Invalid, "error.unreadable_body")
 	}
 	return body, nil
 }

@@ -14,11 +14,14 @@ import (
 	"github.com/latchkey/latchkey/views"
 )
 
-var errWrongLinkKind = errs.E(errs.Invalid, "This link is meant for another page. Open it exactly as it appears in the email.")
+var errWrongLinkKind = errs.E(errs.Invalid, "error.wrong_link_kind")
 
 // errSignUpClosed refuses a sign-up link once SIGNUP no longer lets its
 // address sign up. (An operator's invitation still works.)
-var errSignUpClosed = errs.E(errs.Forbidden, "New accounts can't be created here with this address. If you were invited, use the link from your invitation.")
+var errSignUpClosed = errs.E(errs.Forbidden, "error.signup_closed")
+
+// errLanguageUnknown refuses a language the switcher does not offer.
+var errLanguageUnknown = errs.E(errs.Invalid, "error.language_unknown")
 
 // signInLink opens a token as a link this page takes: sign-in, sign-up,
 // recovery, an operator's recovery link, an invitation.
@@ -53,16 +56,16 @@ func (h *Handler) linkPage(c echo.Context) error {
 		Email:        l.Email,
 		NewAccount:   newAccount,
 		OtherBrowser: !h.isRequestingBrowser(c, l.RequestID),
-		Delay:        views.Minutes(h.cfg.RecoveryDelay),
+		Delay:        h.cfg.RecoveryDelay,
 	}
-	title := "Sign in"
+	title := "title.link_signin"
 	switch {
 	case newAccount:
-		title = "Create your account"
+		title = "title.link_signup"
 	case l.Kind == auth.LinkRecovery:
-		v.Recovery, title = "self", "Recover your account"
+		v.Recovery, title = "self", "title.link_recovery"
 	case l.Kind == auth.LinkOperator:
-		v.Recovery, title = "operator", "Recover your account"
+		v.Recovery, title = "operator", "title.link_recovery"
 	}
 	return h.render(c, http.StatusOK, views.LinkConfirm(h.page(c, title), v))
 }
@@ -111,6 +114,7 @@ func (h *Handler) consumeLink(c echo.Context) (err error) {
 	if err := h.startSession(c, u.Handle, auth.AMREmail, iat); err != nil {
 		return err
 	}
+	h.adoptLanguage(c, u.Lang)
 	if created {
 		h.event(c, eventSignUp, u.Handle, slog.Bool("invited", l.Kind == auth.LinkInvite))
 	}

@@ -25,7 +25,7 @@ func (h *Handler) sendEmail(ctx context.Context, to, subject string, html, text 
 	}
 	if err := h.mailer.Send(ctx, mail.Message{To: to, Subject: subject, Text: textBody, HTML: htmlBody}); err != nil {
 		h.log.Error("sending email failed", "subject", subject, "err", err)
-		return errs.Wrap(err, errs.Unavailable, "We couldn't send the email just now. Nothing was changed; please try again in a minute.")
+		return errs.Wrap(err, errs.Unavailable, "error.mail_failed")
 	}
 	return nil
 }

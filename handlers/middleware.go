@@ -83,7 +83,7 @@ func refuseTrace(next echo.HandlerFunc) echo.HandlerFunc {
 func (h *Handler) crossOriginProtection(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := h.crossOrigin.Check(c.Request()); err != nil {
-			return errs.E(errs.Forbidden, "This request came from another website, so it was refused. If you meant to do this, go to the page on this site and try again.")
+			return errs.E(errs.Forbidden, "error.cross_origin")
 		}
 		return next(c)
 	}
@@ -115,7 +115,7 @@ func parseForm(c echo.Context) error {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return errs.E(errs.TooLarge, "")
 	}
-	return errs.Wrap(err, errs.Invalid, "That form could not be read. Go back and try again.")
+	return errs.Wrap(err, errs.Invalid, "error.bad_form")
 }
 
 // limitClient counts POSTs per client and route, and answers 429 with
@@ -125,8 +125,7 @@ func (h *Handler) limitClient(next echo.HandlerFunc) echo.HandlerFunc {
 		key := c.Path() + " " + ratelimit.ClientKey(c.RealIP())
 		if ok, wait := h.clientLimiter.Allow(key, h.clock.Now()); !ok {
 			secs := int((wait + time.Second - 1) / time.Second)
-			return &retryError{err: errs.E(errs.TooManyRequests,
-				"Too many attempts from your network. Please wait a few minutes and try again."), seconds: max(secs, 1)}
+			return &retryError{err: errs.E(errs.TooManyRequests, "error.too_many_attempts"), seconds: max(secs, 1)}
 		}
 		return next(c)
 	}

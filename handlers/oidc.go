@@ -21,8 +21,10 @@ func (h *Handler) Session(c echo.Context) *auth.Claims { return sessionOf(c) }
 // CurrentUser returns the signed-in account.
 func (h *Handler) CurrentUser(c echo.Context) (*db.User, error) { return h.currentUser(c) }
 
-// Page describes a page about to be rendered.
-func (h *Handler) Page(c echo.Context, title string) views.Page { return h.page(c, title) }
+// Page describes a page about to be rendered (title is a message id).
+func (h *Handler) Page(c echo.Context, title string, kv ...any) views.Page {
+	return h.page(c, title, kv...)
+}
 
 // Render writes a page with a status.
 func (h *Handler) Render(c echo.Context, status int, page templ.Component) error {

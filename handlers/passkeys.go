@@ -46,7 +46,7 @@ func (h *Handler) beginPasskeySignIn(c echo.Context) error {
 			return cerr
 		}
 		if len(creds) == 0 {
-			return errs.E(errs.Invalid, "This account has no passkey yet.")
+			return errs.E(errs.Invalid, "error.no_passkey_yet")
 		}
 		options, cookie, err = h.passkeys.BeginReauth(auth.PasskeyUser{User: u, Credentials: creds}, next)
 	} else {
@@ -61,7 +61,7 @@ func (h *Handler) beginPasskeySignIn(c echo.Context) error {
 
 // errUnknownPasskey is what a deleted or foreign passkey gets. The script
 // then tells the browser (signalUnknownCredential) so it can forget it.
-var errUnknownPasskey = errs.E(errs.NotFound, "This passkey is not registered here (it may have been removed). Sign in another way, or use another passkey.")
+var errUnknownPasskey = errs.E(errs.NotFound, "error.unknown_passkey")
 
 // finishPasskeySignIn verifies an assertion, records the credential's use
 // (refusing a replayed ceremony), and signs in: 200 {"redirect": …}.
@@ -123,6 +123,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 	if err := h.startSession(c, owner, auth.AMRPasskey, signIn.iat); err != nil {
 		return err
 	}
+	h.adoptLanguage(c, signIn.lang)
 	credential := slog.String("credential", base64.RawURLEncoding.EncodeToString(parsed.RawID))
 	if signIn.flagsChanged {
 		// Accepted and recorded (see Passkeys.FinishAssertion), and worth
@@ -135,7 +136,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 	h.event(c, eventSignIn, owner, slog.String("method", "passkey"), slog.String("purpose", cer.Kind.String()), credential)
 	if signIn.cancelledRecovery {
 		h.event(c, eventRecoveryCancelled, owner, slog.String("by", "passkey sign-in"))
-		h.recoveryCancelledNotice(c, owner, "because you signed in with one of your passkeys")
+		h.recoveryCancelledNotice(c, owner, "notice.recovery_cancelled.by_passkey")
 	}
 	return c.JSON(http.StatusOK, redirectBody{Redirect: nextOr(cer.Next, "/account")})
 }
@@ -146,6 +147,7 @@ type passkeySignIn struct {
 	iat               time.Time // the issue time of the session's tokens
 	cancelledRecovery bool      // it ended a pending recovery
 	flagsChanged      bool      // the passkey's backup flags changed
+	lang              string    // the person's chosen language, or ""
 }
 
 // redirectBody is a finish's answer: where the page goes next.
@@ -153,7 +155,7 @@ type redirectBody struct {
 	Redirect string `json:"redirect"`
 }
 
-var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "That passkey belongs to another account. Use one of this account's passkeys.")
+var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "error.passkey_of_another_account")
 
 // verifyPasskeySignIn checks an assertion against its credential row and
 // records the use; it returns the sign-in, and whether the row came from
@@ -201,7 +203,8 @@ func (h *Handler) checkAndRecordAssertion(ctx context.Context, cer *auth.Ceremon
 		return signIn, err
 	}
 	signIn.flagsChanged = flagsChanged
-	signIn.iat, signIn.cancelledRecovery, err = h.db.SignInWithPasskey(ctx, used, h.clock.Now())
+	recorded, err := h.db.SignInWithPasskey(ctx, used, h.clock.Now())
+	signIn.iat, signIn.cancelledRecovery, signIn.lang = recorded.IssuedAt, recorded.CancelledRecovery, recorded.Lang
 	if errs.Code(err) == errs.NotFound {
 		// Deleted since it was read (here or on another instance).
 		return signIn, forgetCredential(parsed.RawID, errUnknownPasskey)
@@ -276,7 +279,7 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 		return err
 	}
 	if !bytes.Equal(u.Handle, cer.UserHandle) {
-		return errs.E(errs.Forbidden, "This passkey request was started by another account. Please try again.")
+		return errs.E(errs.Forbidden, "error.ceremony_of_another_account")
 	}
 	if err := h.requireFresh(c, u, "/account"); err != nil {
 		return err
@@ -385,13 +388,12 @@ func (h *Handler) deletePasskey(c echo.Context) error {
 func passkeyID(c echo.Context) (int64, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, errs.E(errs.NotFound, "There is no such passkey on your account.")
+		return 0, errs.E(errs.NotFound, "error.no_such_passkey")
 	}
 	return id, nil
 }
 
-var errBadPasskeyName = errs.E(errs.Invalid, fmt.Sprintf(
-	"A passkey's name needs 1 to %d characters, on one line, without invisible characters.", views.MaxPasskeyName))
+var errBadPasskeyName = errs.EData(errs.Invalid, "error.passkey_name", "Max", views.MaxPasskeyName)
 
 // passkeyName trims a new name and checks it: valid UTF-8, 1 to
 // MaxPasskeyName characters, one line, nothing invisible or that turns

@@ -63,7 +63,7 @@ func (h *Handler) reauthPage(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, next)
 	}
 	now := h.clock.Now()
-	return h.render(c, http.StatusOK, views.Reauth(h.page(c, "Confirm it's you"), views.ReauthView{
+	return h.render(c, http.StatusOK, views.Reauth(h.page(c, "title.reauth"), views.ReauthView{
 		Email:      u.Email,
 		Next:       next,
 		HasPasskey: u.Passkeys > 0,
@@ -73,4 +73,4 @@ func (h *Handler) reauthPage(c echo.Context) error {
 	}))
 }
 
-var errReauthRequired = errs.E(errs.ReauthRequired, "Please confirm it's you before doing this.")
+var errReauthRequired = errs.E(errs.ReauthRequired, "error.reauth_required")

@@ -20,10 +20,10 @@ func (h *Handler) cancelRecovery(c echo.Context) error {
 		return err
 	}
 	if !cancelled {
-		return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "There is no recovery to cancel.")
+		return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.no_recovery"))
 	}
 	u.RecoveryDue = 0
 	h.event(c, eventRecoveryCancelled, u.Handle)
-	h.recoveryCancelledNotice(c, u.Handle, "from your account page")
-	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, "The recovery was cancelled.")
+	h.recoveryCancelledNotice(c, u.Handle, "notice.recovery_cancelled.by_owner")
+	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.recovery_cancelled"))
 }

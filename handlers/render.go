@@ -42,7 +42,28 @@ func (h *Handler) putBuffer(buf *bytes.Buffer) {
 	}
 }
 
-// page returns the layout settings for a page titled title.
-func (h *Handler) page(c echo.Context, title string) views.Page {
-	return views.Page{Title: title, SignedIn: sessionOf(c) != nil}
+// page returns the layout settings for a page whose title is the message
+// id title (with template data as name, value pairs), in the request's
+// language.
+func (h *Handler) page(c echo.Context, title string, kv ...any) views.Page {
+	t := h.t(c)
+	return views.Page{Title: t.S(title, kv...), SignedIn: sessionOf(c) != nil, T: t, Path: returnPath(c)}
+}
+
+// returnPath is where the language switcher comes back to: this page, as
+// asked for (a GET), without a next= it would not follow itself.
+func returnPath(c echo.Context) string {
+	r := c.Request()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return "/"
+	}
+	u := *r.URL
+	if q := u.Query(); q.Has("next") && safeNext(q.Get("next")) == "" {
+		q.Del("next")
+		u.RawQuery = q.Encode()
+	}
+	if p := u.RequestURI(); len(p) <= maxNextLength {
+		return p
+	}
+	return "/"
 }

@@ -67,6 +67,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Match(getHead, "/account/delete", h.deleteAccountPage, signedIn...)
 	e.POST("/account/delete", h.deleteAccount, signedIn...)
 	e.POST("/account/applications/:client/revoke", h.revokeApplication, signedIn...)
+	e.POST("/language", h.setLanguage, page...)
 
 	// OpenID Connect. The browser's side (authorize, consent, logout)
 	// behaves as every page; the token and userinfo endpoints are called

@@ -203,7 +203,7 @@ type signedOutError struct{ message string }
 
 func (e *signedOutError) Error() string { return "signed out" }
 
-var errSignedOut = &signedOutError{message: "You're signed out. Sign in again to continue."}
+var errSignedOut = &signedOutError{message: "error.signed_out"}
 
 // signInRedirect is where a signed-out request is sent: the sign-in page,
 // coming back to the page asked for (or to the account page, for a form).

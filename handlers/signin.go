@@ -11,13 +11,14 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/views"
 )
 
 // signInPage shows the email field and the passkey button.
 func (h *Handler) signInPage(c echo.Context) error {
 	f := views.SignInForm{Next: safeNext(c.QueryParam("next"))}
-	return h.render(c, http.StatusOK, views.SignIn(h.page(c, "Sign in"), f))
+	return h.render(c, http.StatusOK, views.SignIn(h.page(c, "title.signin"), f))
 }
 
 // requestLink emails a sign-in link (known address) or a sign-up link (new
@@ -46,7 +47,7 @@ func (h *Handler) answerEmailRequest(c echo.Context, page func(views.Page, views
 	}
 	f := views.SignInForm{Email: c.Request().PostForm.Get("email"), Next: safeNext(c.Request().PostForm.Get("next"))}
 	if !f.Validate() {
-		return h.render(c, http.StatusBadRequest, page(h.page(c, "Sign in"), f))
+		return h.render(c, http.StatusBadRequest, page(h.page(c, "title.signin"), f))
 	}
 	requestID := h.linkRequestID(c)
 	if ok, _ := h.emailLimiter.Allow(f.Email, h.clock.Now()); ok {
@@ -55,7 +56,7 @@ func (h *Handler) answerEmailRequest(c echo.Context, page func(views.Page, views
 				return err
 			}
 			f.Problem = errs.Message(err)
-			return h.render(c, http.StatusServiceUnavailable, page(h.page(c, "Sign in"), f))
+			return h.render(c, http.StatusServiceUnavailable, page(h.page(c, "title.signin"), f))
 		}
 	}
 	setCookie(c, cookieLinkRequest, h.keys.Seal(auth.PurposeLinkRequest, requestID, h.clock.Now().Add(h.cfg.LinkTTL)), h.cfg.LinkTTL)
@@ -74,20 +75,20 @@ func (h *Handler) sendSignInEmail(c echo.Context, email, next string, requestID 
 	case err != nil:
 		return err
 	case t.Disabled:
-		return h.sendDisabledNotice(c, email)
+		return h.sendDisabledNotice(c, email, h.tFor(c, t.Lang))
 	case !t.EmailSignIn:
-		return h.sendPasskeyOnlyNotice(c, email)
+		return h.sendPasskeyOnlyNotice(c, email, h.tFor(c, t.Lang))
 	}
-	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignIn, Handle: t.Handle, Email: email, Next: next, RequestID: requestID}, "signin", "")
+	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignIn, Handle: t.Handle, Email: email, Next: next, RequestID: requestID}, "signin", "", h.tFor(c, t.Lang))
 }
 
 // sendSignUpEmail sends a new address a sign-up link, or, when SIGNUP
 // does not let it sign up, a notice that says so.
 func (h *Handler) sendSignUpEmail(c echo.Context, email, next string, requestID []byte) error {
 	if !h.cfg.SignUp.Allows(email) {
-		return h.sendSignUpClosedNotice(c, email)
+		return h.sendSignUpClosedNotice(c, email, h.t(c))
 	}
-	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignUp, Email: email, Next: next, RequestID: requestID}, "signup", "")
+	return h.sendLink(c, &auth.Link{Kind: auth.LinkSignUp, Email: email, Next: next, RequestID: requestID}, "signup", "", h.t(c))
 }
 
 // sendRecoveryEmail sends what an address should get when someone says
@@ -101,7 +102,7 @@ func (h *Handler) sendRecoveryEmail(c echo.Context, email, next string, requestI
 	if err != nil || t.Disabled || !t.EmailSignIn || t.Passkeys == 0 {
 		return h.sendSignInEmail(c, email, next, requestID)
 	}
-	return h.sendLink(c, &auth.Link{Kind: auth.LinkRecovery, Handle: t.Handle, Email: email, RequestID: requestID}, "recovery", "")
+	return h.sendLink(c, &auth.Link{Kind: auth.LinkRecovery, Handle: t.Handle, Email: email, RequestID: requestID}, "recovery", "", h.tFor(c, t.Lang))
 }
 
 // recoverPage is "Lost your passkey?": what recovery does, and the form.
@@ -110,25 +111,27 @@ func (h *Handler) recoverPage(c echo.Context) error {
 	if f.Email != "" && !f.Validate() {
 		f = views.SignInForm{}
 	}
-	return h.render(c, http.StatusOK, views.Recover(h.page(c, "Lost your passkey?"), f))
+	return h.render(c, http.StatusOK, views.Recover(h.page(c, "title.recover"), f))
 }
 
-// sendLink seals l (issued now) and emails it to l.Email. The link is built
-// from BASE_URL only, never from the request's Host or forwarding headers.
-func (h *Handler) sendLink(c echo.Context, l *auth.Link, purpose, oldEmail string) error {
+// sendLink seals l (issued now) and emails it to l.Email, in t's
+// language. The link is built from BASE_URL only, never from the request's
+// Host or forwarding headers.
+func (h *Handler) sendLink(c echo.Context, l *auth.Link, purpose, oldEmail string, t i18n.T) error {
 	l.IssuedAt = h.clock.Now()
 	token, err := h.keys.SealLink(l, h.cfg.LinkTTL)
 	if err != nil {
 		return err
 	}
 	e := views.LinkEmail{
+		T:        t,
 		Link:     h.absoluteURL(LinkPath(l.Kind, token)),
 		Email:    l.Email,
 		Host:     h.cfg.BaseURL.Host,
-		Minutes:  views.Minutes(h.cfg.LinkTTL),
+		TTL:      h.cfg.LinkTTL,
 		Purpose:  purpose,
 		OldEmail: oldEmail,
-		Delay:    views.Minutes(h.cfg.RecoveryDelay),
+		Delay:    h.cfg.RecoveryDelay,
 	}
 	return h.sendEmail(c.Request().Context(), l.Email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e))
 }
@@ -159,7 +162,7 @@ func (h *Handler) linkRequestID(c echo.Context) []byte {
 
 // sentPage asks the person to check their email.
 func (h *Handler) sentPage(c echo.Context) error {
-	return h.render(c, http.StatusOK, views.Sent(h.page(c, "Check your email"), h.cfg.LinkTTL))
+	return h.render(c, http.StatusOK, views.Sent(h.page(c, "title.sent"), h.cfg.LinkTTL))
 }
 
 // homePage shows whether the visitor is signed in, from the token alone.
@@ -169,9 +172,9 @@ func (h *Handler) homePage(c echo.Context) error {
 		v.SignedIn = true
 		v.Passkey = s.Passkey()
 	}
-	title := "Welcome"
+	title := "title.home"
 	if v.SignedIn {
-		title = "Signed in"
+		title = "title.home_signed_in"
 	}
 	return h.render(c, http.StatusOK, views.Home(h.page(c, title), v))
 }
@@ -188,7 +191,7 @@ func (h *Handler) currentUser(c echo.Context) (*db.User, error) {
 	switch {
 	case errs.Code(err) == errs.NotFound:
 		h.clearSessionCookies(c)
-		return nil, &signedOutError{message: "This account no longer exists."}
+		return nil, &signedOutError{message: "error.account_gone"}
 	case err == nil && u.Disabled:
 		h.clearSessionCookies(c)
 		return nil, db.ErrAccountDisabled

@@ -22,7 +22,7 @@ func (h *Handler) jwks(c echo.Context) error {
 // healthz answers 200 when the database answers.
 func (h *Handler) healthz(c echo.Context) error {
 	if err := h.db.Ping(c.Request().Context()); err != nil {
-		return errs.Wrap(err, errs.Unavailable, "The database is not answering.")
+		return errs.Wrap(err, errs.Unavailable, "error.database_unavailable")
 	}
 	return c.String(http.StatusOK, "ok\n")
 }

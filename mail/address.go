@@ -12,10 +12,10 @@ const MaxAddressLength = 254
 
 // Messages for a bad address, shown beside the email field.
 const (
-	msgAddressEmpty   = "Enter your email address."
-	msgAddressLong    = "That address is too long. An email address has at most 254 characters."
-	msgAddressOne     = "Enter just one email address, without a name or quotes."
-	msgAddressInvalid = "That doesn't look like an email address. Check it and try again, for example alice@example.com."
+	msgAddressEmpty   = "error.address_empty"
+	msgAddressLong    = "error.address_long"
+	msgAddressOne     = "error.address_one"
+	msgAddressInvalid = "error.address_invalid"
 )
 
 // NormalizeAddress returns the one form of an email address that Latchkey

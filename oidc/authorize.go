@@ -57,17 +57,17 @@ func (p *Provider) parseAuthorize(q url.Values) (*authRequest, *Client, error) {
 	for k, v := range q {
 		if len(v) > 1 {
 			if k == "client_id" || k == "redirect_uri" {
-				return nil, nil, pageError("The application's request names " + k + " more than once. Go back to the application and try again.")
+				return nil, nil, pageError("error.oidc.repeated")
 			}
 		}
 	}
 	client, ok := p.clients.Get(q.Get("client_id"))
 	if !ok {
-		return nil, nil, pageError("The application that sent you here is not one this site knows (unknown client_id). Go back to it and tell its administrators.")
+		return nil, nil, pageError("error.oidc.unknown_client")
 	}
 	req := &authRequest{ClientID: client.ID, RedirectURI: q.Get("redirect_uri"), State: q.Get("state"), Nonce: q.Get("nonce"), MaxAge: -1}
 	if !client.HasRedirectURI(req.RedirectURI) {
-		return nil, nil, pageError("The application asked to send you back to an address it has not registered here, so you were not sent there. Tell its administrators.")
+		return nil, nil, pageError("error.oidc.redirect_uri")
 	}
 	for k, v := range q {
 		if len(v) > 1 {
@@ -139,7 +139,7 @@ func (p *Provider) parseAuthorize(q url.Values) (*authRequest, *Client, error) {
 // browser back with a code.
 func (p *Provider) Authorize(c echo.Context) error {
 	if len(c.Request().URL.RawQuery) > maxRequestLength {
-		return pageError("The application's sign-in request is too long. Tell its administrators.")
+		return pageError("error.oidc.too_long")
 	}
 	q := c.QueryParams()
 	req, client, err := p.parseAuthorize(q)
@@ -182,7 +182,7 @@ func (p *Provider) Authorize(c echo.Context) error {
 		}
 		req.Handle = u.Handle
 		b, _ := json.Marshal(req)
-		return p.web.Render(c, http.StatusOK, views.Consent(p.web.Page(c, "Sign in to "+client.Name), views.ConsentView{
+		return p.web.Render(c, http.StatusOK, views.Consent(p.web.Page(c, "title.consent", "Application", client.Name), views.ConsentView{
 			Application:  client.Name,
 			Email:        u.Email,
 			Scopes:       req.Scopes,
@@ -203,16 +203,16 @@ func (p *Provider) Authorize(c echo.Context) error {
 // Consent is POST /oauth2/authorize: the consent page's answer.
 func (p *Provider) Consent(c echo.Context) error {
 	if err := c.Request().ParseForm(); err != nil {
-		return pageError("That form could not be read. Go back and try again.")
+		return pageError("error.bad_form")
 	}
 	b, err := p.keys.Open(auth.PurposeOIDCConsent, c.Request().PostForm.Get("request"), p.clock.Now())
 	var req authRequest
 	if err != nil || json.Unmarshal(b, &req) != nil {
-		return errs.E(errs.Gone, "This sign-in request has expired. Go back to the application and sign in again.")
+		return errs.E(errs.Gone, "error.oidc.consent_expired")
 	}
 	client, ok := p.clients.Get(req.ClientID)
 	if !ok || !client.HasRedirectURI(req.RedirectURI) {
-		return pageError("This application is no longer registered here.")
+		return pageError("error.oidc.client_gone")
 	}
 	req.MaxAge = -1
 	u, err := p.web.CurrentUser(c)
@@ -220,7 +220,7 @@ func (p *Provider) Consent(c echo.Context) error {
 		return err
 	}
 	if string(u.Handle) != string(req.Handle) {
-		return errs.E(errs.Forbidden, "This consent page was shown to another account. Go back to the application and sign in again.")
+		return errs.E(errs.Forbidden, "error.oidc.consent_other_account")
 	}
 	if c.Request().PostForm.Get("decision") != "allow" {
 		p.web.Event(c, "application_denied", u.Handle, slog.String("client", client.ID))

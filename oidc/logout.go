@@ -22,7 +22,7 @@ func (p *Provider) Logout(c echo.Context) error {
 	params := r.URL.Query()
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
-			return pageError("That form could not be read. Go back and try again.")
+			return pageError("error.bad_form")
 		}
 		params = r.PostForm
 	}
@@ -35,23 +35,23 @@ func (p *Provider) Logout(c echo.Context) error {
 		// and the person.
 		err := p.verify(raw, typID, []string{"RS256", "EdDSA"}, &hint, jwt.WithoutClaimsValidation())
 		if err != nil || hint.Issuer != p.cfg.Issuer {
-			return pageError("The application's sign-out request carries an ID token that is not valid here.")
+			return pageError("error.oidc.bad_hint")
 		}
 		var ok bool
 		if client, ok = p.clients.Get(hint.Audience); !ok {
-			return pageError("The ID token in the sign-out request is for no application this site knows.")
+			return pageError("error.oidc.hint_unknown_client")
 		}
 	}
 	if id := params.Get("client_id"); id != "" {
 		c2, ok := p.clients.Get(id)
 		if !ok || (client != nil && c2 != client) {
-			return pageError("The sign-out request names an application this site does not know, or two different ones.")
+			return pageError("error.oidc.logout_client")
 		}
 		client = c2
 	}
 	back := params.Get("post_logout_redirect_uri")
 	if back != "" && (client == nil || !contains(client.PostLogoutRedirectURIs, back)) {
-		return pageError("The application asked to send you to an address it has not registered for after signing out, so you were not sent there.")
+		return pageError("error.oidc.logout_redirect")
 	}
 	s := p.web.Session(c)
 	if s != nil && r.Method != http.MethodPost && hint.Subject != s.Subject {
@@ -61,7 +61,7 @@ func (p *Provider) Logout(c echo.Context) error {
 		if client != nil {
 			name = client.Name
 		}
-		return p.web.Render(c, http.StatusOK, views.SignOutConfirm(p.web.Page(c, "Sign out"), views.SignOutConfirmView{
+		return p.web.Render(c, http.StatusOK, views.SignOutConfirm(p.web.Page(c, "title.signout"), views.SignOutConfirmView{
 			Application: name, Hint: params.Get("id_token_hint"), ClientID: params.Get("client_id"),
 			PostLogoutRedirectURI: back, State: params.Get("state"),
 		}))
@@ -80,8 +80,9 @@ func (p *Provider) Logout(c echo.Context) error {
 		u.RawQuery = q.Encode()
 		return c.Redirect(http.StatusSeeOther, u.String())
 	}
-	return p.web.Render(c, http.StatusOK, views.Message(p.web.Page(c, "Signed out"), views.MessageView{
-		Title: "You're signed out", Body: "You have signed out of " + views.SiteName + " in this browser.",
-		ActionHref: "/", ActionLabel: "Go to the home page",
+	page := p.web.Page(c, "title.signed_out")
+	return p.web.Render(c, http.StatusOK, views.Message(page, views.MessageView{
+		Title: page.T.S("signed_out.title"), Body: page.T.S("signed_out.body", "Site", views.SiteName),
+		ActionHref: "/", ActionLabel: page.T.S("action.home"),
 	}))
 }

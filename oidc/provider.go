@@ -24,8 +24,9 @@ type Web interface {
 	// CurrentUser returns the signed-in account (an error that signs the
 	// browser out if it no longer may be).
 	CurrentUser(c echo.Context) (*db.User, error)
-	// Page describes the page about to be rendered.
-	Page(c echo.Context, title string) views.Page
+	// Page describes the page about to be rendered; title is a message
+	// id, with template data as name, value pairs.
+	Page(c echo.Context, title string, kv ...any) views.Page
 	// Render writes a page with a status.
 	Render(c echo.Context, status int, page templ.Component) error
 	// EndSession signs this browser out, as "Sign out" does.

@@ -109,23 +109,23 @@
 
 	// explain turns a WebAuthn exception into a calm sentence.
 	function explain(err, action) {
+		// The messages come with the page, in the person's language.
+		const msg = (name) => document.body.dataset[name] || "";
 		switch (err && err.name) {
 			case "AbortError":
 				return "";
 			case "NotAllowedError":
-				return action === "signin"
-					? "No passkey was used: the request was cancelled or timed out. Try again, or use an email link instead."
-					: "No passkey was used: the request was cancelled or timed out. You can try again.";
+				return action === "signin" ? msg("msgCancelledSignin") : msg("msgCancelled");
 			case "InvalidStateError":
-				return "This device or password manager already holds a passkey for your account.";
+				return msg("msgAlready");
 			case "SecurityError":
-				return "Passkeys can't be used on this address.";
+				return msg("msgSecurity");
 			case "NotSupportedError":
-				return "This browser or device can't create a passkey of a kind we accept.";
+				return msg("msgUnsupported");
 			case "TypeError":
-				return "We couldn't reach the server. Check your connection and try again.";
+				return msg("msgNetwork");
 		}
-		return "Your browser couldn't use a passkey here. Please try again.";
+		return msg("msgFailed");
 	}
 
 	// failure shows what the server said, follows its redirect when it asks
@@ -144,7 +144,7 @@
 				// best effort
 			}
 		}
-		say(d.message || "Something went wrong. Please try again.");
+		say(d.message || document.body.dataset.msgError || "");
 	}
 
 	// assert runs one assertion ceremony: begin, get, finish, go.

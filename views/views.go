@@ -5,13 +5,14 @@ package views
 
 import (
 	"context"
+	"html"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/a-h/templ"
 
+	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/static"
 )
 
@@ -20,56 +21,32 @@ const SiteName = "Latchkey"
 
 // Page is what the layout needs to know about every page.
 type Page struct {
-	Title    string
+	Title    string // in the person's language
 	SignedIn bool
 	// Wide pages (the account page) get a wider column.
 	Wide bool
+	// T speaks the person's language.
+	T i18n.T
+	// Path is the page's own path and query, where the language switcher
+	// comes back to.
+	Path string
 }
 
 func staticURL(name string) string { return "/static/" + name + "?v=" + static.Version }
 
-// Ago describes how long before now t was, in words.
-func Ago(t, now time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute") + " ago"
-	case d < 24*time.Hour:
-		return plural(int(d/time.Hour), "hour") + " ago"
-	case d < 30*24*time.Hour:
-		return plural(int(d/(24*time.Hour)), "day") + " ago"
-	}
-	return "on " + t.UTC().Format("2 January 2006")
-}
-
-// Stamp formats t for a tooltip or an email: unambiguous, in UTC.
-func Stamp(t time.Time) string { return t.UTC().Format("2 January 2006, 15:04 UTC") }
-
 func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
+// raw renders HTML that is safe already (i18n.T.H: messages without markup
+// around escaped data).
+func raw(h i18n.HTML) templ.Component { return templ.Raw(string(h)) }
+
+// email is an address as pages show it.
+func email(address string) i18n.HTML {
+	return i18n.HTML(`<span class="email">` + html.EscapeString(address) + `</span>`)
 }
 
-// Minutes describes a duration in whole minutes, for "works for 10 minutes".
-func Minutes(d time.Duration) string {
-	m := int(d.Round(time.Minute) / time.Minute)
-	if m < 1 {
-		return "less than a minute"
-	}
-	if m%60 == 0 {
-		return plural(m/60, "hour")
-	}
-	return plural(m, "minute")
-}
+// strong is text in bold.
+func strong(s string) i18n.HTML { return i18n.HTML("<strong>" + html.EscapeString(s) + "</strong>") }
 
 // textLines renders plain-text email lines, joined with CRLF and not
 // HTML-escaped: templ's text nodes escape and fold whitespace, which is
@@ -81,22 +58,20 @@ func textLines(lines ...string) templ.Component {
 	})
 }
 
-func statusText(code int) string { return strconv.Itoa(code) }
-
 func noticeTextLines(e NoticeEmail) []string {
 	lines := []string{e.Subject, ""}
 	for _, p := range e.Paragraphs {
 		lines = append(lines, p, "")
 	}
-	if e.When != "" {
-		lines = append(lines, "When: "+e.When)
+	if !e.When.IsZero() {
+		lines = append(lines, e.T.S("notice.when", "Date", e.T.Date(e.When)))
 		if e.Browser != "" {
-			lines = append(lines, "From: "+e.Browser)
+			lines = append(lines, e.T.S("notice.from", "Browser", e.Browser))
 		}
 		lines = append(lines, "")
 	}
 	if e.IfNotYou != "" {
-		lines = append(lines, "Wasn't you? "+e.IfNotYou, "")
+		lines = append(lines, e.T.S("notice.not_you")+" "+e.IfNotYou, "")
 	}
-	return append(lines, "-- ", SiteName+" at "+e.Host)
+	return append(lines, "-- ", SiteName+" · "+e.Host)
 }

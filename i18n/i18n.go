@@ -1,0 +1,282 @@
+// Package i18n holds Latchkey's message catalogs, one embedded JSON file per
+// language (catalogs/en.json, de.json, …: adding a language is adding one
+// file), and picks a person's language. Plural rules come from go-i18n
+// (CLDR); dates and relative times are written from the catalog too.
+package i18n
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	goi18n "github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+)
+
+//go:embed catalogs/*.json
+var files embed.FS
+
+// Default is the language every other falls back to.
+const Default = "en"
+
+// Language is one language a catalog exists for.
+type Language struct {
+	Tag  string // BCP 47, such as "de"
+	Name string // in itself, such as "Deutsch"
+}
+
+// Catalog is every language's messages. It is read once, and never
+// changes after.
+type Catalog struct {
+	bundle  *goi18n.Bundle
+	langs   []Language
+	tags    []language.Tag
+	matcher language.Matcher
+	// plain holds the messages with neither plural forms nor template
+	// data, by language then id: most lookups are a map read.
+	plain      map[string]map[string]string
+	localizers map[string]*goi18n.Localizer
+}
+
+// Load reads the embedded catalogs. English comes first; every other
+// language falls back to it for a message it lacks (a test makes sure none
+// lacks any).
+func Load() (*Catalog, error) {
+	names, err := fs.Glob(files, "catalogs/*.json")
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		switch {
+		case strings.HasSuffix(a, "/"+Default+".json"):
+			return -1
+		case strings.HasSuffix(b, "/"+Default+".json"):
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	c := &Catalog{bundle: goi18n.NewBundle(language.English), plain: map[string]map[string]string{},
+		localizers: map[string]*goi18n.Localizer{}}
+	c.bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
+	for _, name := range names {
+		data, err := files.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		tag := strings.TrimSuffix(path.Base(name), ".json")
+		if _, err := c.bundle.ParseMessageFileBytes(data, tag+".json"); err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", name, err)
+		}
+		var raw map[string]any
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, err
+		}
+		plain := map[string]string{}
+		for id, v := range raw {
+			if s, ok := v.(string); ok && !strings.Contains(s, "{{") {
+				plain[id] = s
+			}
+		}
+		c.plain[tag] = plain
+		c.langs = append(c.langs, Language{Tag: tag, Name: plain["language.name"]})
+		t := language.MustParse(tag)
+		c.tags = append(c.tags, t)
+		c.localizers[tag] = goi18n.NewLocalizer(c.bundle, tag, Default)
+	}
+	c.matcher = language.NewMatcher(c.tags)
+	return c, nil
+}
+
+// MustLoad is Load for tests and tools; the catalogs are embedded, so a
+// failure is a bug caught by the first test.
+func MustLoad() *Catalog {
+	c, err := Load()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Languages returns the languages, English first.
+func (c *Catalog) Languages() []Language { return c.langs }
+
+// Supported reports whether tag is exactly one of the languages.
+func (c *Catalog) Supported(tag string) bool { return c.plain[tag] != nil }
+
+// Pick chooses a language: the first of explicit (a cookie, then the
+// account's stored choice) that is supported, else the best match for an
+// Accept-Language header, else English.
+func (c *Catalog) Pick(acceptLanguage string, explicit ...string) string {
+	for _, e := range explicit {
+		if c.Supported(e) {
+			return e
+		}
+	}
+	if acceptLanguage == "" || len(acceptLanguage) > 512 {
+		return Default
+	}
+	prefs, _, err := language.ParseAcceptLanguage(acceptLanguage)
+	if err != nil || len(prefs) == 0 {
+		return Default
+	}
+	_, i, conf := c.matcher.Match(prefs...)
+	if conf == language.No {
+		return Default
+	}
+	return c.langs[i].Tag
+}
+
+// T returns the translator for lang (English when unsupported).
+func (c *Catalog) T(lang string) T {
+	if !c.Supported(lang) {
+		lang = Default
+	}
+	return T{c: c, lang: lang}
+}
+
+// T translates into one language. The zero T speaks English with the
+// message ids as text (for code that runs without a catalog).
+type T struct {
+	c    *Catalog
+	lang string
+}
+
+// Lang returns the language's tag, for <html lang> and the cookie.
+func (t T) Lang() string {
+	if t.lang == "" {
+		return Default
+	}
+	return t.lang
+}
+
+// Languages returns every language, for the switcher.
+func (t T) Languages() []Language {
+	if t.c == nil {
+		return nil
+	}
+	return t.c.langs
+}
+
+// S returns the message id, with template data given as name, value
+// pairs ("Email", "a@example.com"). A missing message returns the id
+// itself, which a test catches.
+func (t T) S(id string, kv ...any) string {
+	if t.c == nil {
+		return id
+	}
+	if len(kv) == 0 {
+		if s, ok := t.c.plain[t.lang][id]; ok {
+			return s
+		}
+		if s, ok := t.c.plain[Default][id]; ok {
+			return s
+		}
+	}
+	return t.localize(id, nil, kv)
+}
+
+// N returns the message id in its plural form for n (available to the
+// message as .Count), with more template data as pairs.
+func (t T) N(id string, n int, kv ...any) string {
+	if t.c == nil {
+		return id
+	}
+	return t.localize(id, n, kv)
+}
+
+func (t T) localize(id string, count any, kv []any) string {
+	data := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		data[fmt.Sprint(kv[i])] = kv[i+1]
+	}
+	if count != nil {
+		data["Count"] = count
+	}
+	s, err := t.c.localizers[t.lang].Localize(&goi18n.LocalizeConfig{MessageID: id, TemplateData: data, PluralCount: count})
+	if err != nil && s == "" {
+		return id
+	}
+	return s
+}
+
+// HTML is text that is already HTML (escaped, or markup of our own).
+type HTML string
+
+// H returns the message id as HTML: messages hold no markup and no HTML
+// special characters (a test checks), plain string data is escaped, and
+// HTML data (such as an address in its <span>) goes in as it is.
+func (t T) H(id string, kv ...any) HTML {
+	esc := make([]any, len(kv))
+	for i, v := range kv {
+		switch v := v.(type) {
+		case HTML:
+			esc[i] = string(v)
+		case string:
+			if i%2 == 1 {
+				esc[i] = html.EscapeString(v)
+			} else {
+				esc[i] = v
+			}
+		default:
+			esc[i] = v
+		}
+	}
+	return HTML(t.S(id, esc...))
+}
+
+// Date writes an instant unambiguously, in UTC: "5 December 2026, 14:05
+// UTC" in the language's own words and order.
+func (t T) Date(tm time.Time) string {
+	tm = tm.UTC()
+	return t.S("date.format", "Day", tm.Day(), "Month", t.month(tm.Month()), "Year", tm.Year(),
+		"Time", tm.Format("15:04"))
+}
+
+// Day writes a date: "5 December 2026".
+func (t T) Day(tm time.Time) string {
+	tm = tm.UTC()
+	return t.S("date.day", "Day", tm.Day(), "Month", t.month(tm.Month()), "Year", tm.Year())
+}
+
+func (t T) month(m time.Month) string {
+	return strings.Fields(t.S("date.months"))[m-1]
+}
+
+// Ago says how long before now tm was: "just now", "3 minutes ago",
+// "on 5 December 2026".
+func (t T) Ago(tm, now time.Time) string {
+	if tm.IsZero() {
+		return t.S("time.never")
+	}
+	d := now.Sub(tm)
+	switch {
+	case d < time.Minute:
+		return t.S("time.just_now")
+	case d < time.Hour:
+		return t.N("time.minutes_ago", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return t.N("time.hours_ago", int(d/time.Hour))
+	case d < 30*24*time.Hour:
+		return t.N("time.days_ago", int(d/(24*time.Hour)))
+	}
+	return t.S("time.on_day", "Day", t.Day(tm))
+}
+
+// Duration says how long d is, in whole minutes or hours: "10 minutes",
+// "24 hours", "less than a minute".
+func (t T) Duration(d time.Duration) string {
+	m := int(d.Round(time.Minute) / time.Minute)
+	switch {
+	case m < 1:
+		return t.S("time.less_than_a_minute")
+	case m%60 == 0:
+		return t.N("time.hours", m/60)
+	}
+	return t.N("time.minutes", m)
+}
