@@ -1,13 +1,13 @@
 package tests
 
 import (
-	"html"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	adminpkg "github.com/latchkey/latchkey/admin"
 	"github.com/latchkey/latchkey/app"
+	"html"
 	"maps"
 	"net/http"
 	"net/url"
