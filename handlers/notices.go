@@ -23,7 +23,7 @@ func (h *Handler) sendNotice(c echo.Context, to string, t i18n.T, subject string
 		T:        t,
 		Subject:  t.S(subject, data...),
 		When:     h.clock.Now(),
-		Browser:  describeBrowser(c.Request().UserAgent()),
+		Browser:  describeBrowserIn(t, c.Request().UserAgent()),
 		IfNotYou: t.S("notice.if_not_you", data...),
 		Host:     h.cfg.BaseURL.Host,
 	}
@@ -61,11 +61,10 @@ func (h *Handler) sendPasskeyOnlyNotice(c echo.Context, email string, t i18n.T) 
 		[]string{"notice.passkey_only.asked", "notice.passkey_only.explain"}, "notice.passkey_only.if_not_you")
 }
 
-// describeBrowser names the kind of browser and system from a User-Agent,
-// coarsely ("Chrome on macOS"), for notices. It never echoes the header
-// itself, which the sender controls.
-func describeBrowser(ua string) string {
-	browser := "an unknown browser"
+// browserAndSystem names the kind of browser and system from a
+// User-Agent, such as "Firefox" and "Linux" (either "" when unknown): enough
+// for a person to recognise, nothing that identifies them.
+func browserAndSystem(ua string) (browser, system string) {
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"},
 		{"Chromium/", "Chromium"}, {"Safari/", "Safari"}, {"curl/", "curl"},
@@ -75,7 +74,6 @@ func describeBrowser(ua string) string {
 			break
 		}
 	}
-	system := ""
 	for _, s := range []struct{ token, name string }{
 		{"iPhone", "iOS"}, {"iPad", "iPadOS"}, {"Android", "Android"}, {"Windows", "Windows"},
 		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
@@ -85,10 +83,34 @@ func describeBrowser(ua string) string {
 			break
 		}
 	}
+	return browser, system
+}
+
+// describeBrowser is browserAndSystem for the logs, always in English:
+// "Firefox on Linux", "an unknown browser". It never echoes the header
+// itself, which the sender controls.
+func describeBrowser(ua string) string {
+	browser, system := browserAndSystem(ua)
+	if browser == "" {
+		browser = "an unknown browser"
+	}
 	if system == "" {
 		return browser
 	}
 	return browser + " on " + system
+}
+
+// describeBrowserIn is browserAndSystem for a person, in their language:
+// "Firefox on Linux", "an unknown browser".
+func describeBrowserIn(t i18n.T, ua string) string {
+	browser, system := browserAndSystem(ua)
+	if browser == "" {
+		browser = t.S("notice.unknown_browser")
+	}
+	if system == "" {
+		return browser
+	}
+	return t.S("notice.browser_on", "Browser", browser, "System", system)
 }
 
 // sendEmailTakenNotice tells the owner of an address that someone tried

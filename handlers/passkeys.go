@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -295,7 +296,7 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cred.Name = uniqueName(providerOrDefault(cred.AAGUID), creds)
+	cred.Name = uniqueName(providerOrDefault(cred.AAGUID, h.t(c)), creds)
 	endedRecovery, err := h.db.AddCredential(ctx, cred)
 	if err != nil {
 		if errors.Is(err, db.ErrTooManyPasskeys) || errs.Code(err) == errs.Gone {
@@ -316,11 +317,14 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 	return c.JSON(http.StatusOK, redirectBody{Redirect: "/account"})
 }
 
-func providerOrDefault(aaguid []byte) string {
+// providerOrDefault names a new passkey after its provider ("iCloud
+// Keychain"), else with the word for a passkey in the person's language
+// (the name is theirs to change, and stays as it was given).
+func providerOrDefault(aaguid []byte, t i18n.T) string {
 	if name := auth.ProviderName(aaguid); name != "" {
 		return name
 	}
-	return "Passkey"
+	return t.S("passkey.default_name")
 }
 
 // uniqueName numbers a name that one of the user's passkeys already has:
