@@ -155,6 +155,8 @@ func jsString(v string) string {
 // screenshot saves the page to docs/screenshots/name.png.
 func (s *browserSession) screenshot(name string) {
 	s.t.Helper()
+	// Colours change with a short transition: let them settle.
+	s.waitFor("transitions to end", `document.getAnimations().every(a => a.playState !== "running")`)
 	ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
