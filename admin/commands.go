@@ -55,7 +55,8 @@ var commands = []command{
 	{"enable", "EMAIL", "let a disabled account sign in again", (*tool).enable, nil},
 	{"delete", "EMAIL [--yes]", "delete the account and its passkeys, as its own deletion does (asks to confirm unless --yes)",
 		(*tool).delete, func(f *flag.FlagSet) { f.Bool("yes", false, "do not ask to confirm") }},
-	{"invite", "EMAIL", "email a sign-up link, which works even when SIGNUP does not let the address sign up", (*tool).invite, nil},
+	{"invite", "EMAIL [--lang TAG]", "email a sign-up link, which works even when SIGNUP does not let the address sign up (in English, or the language TAG: de, es, fr)",
+		(*tool).invite, func(f *flag.FlagSet) { f.String("lang", i18n.Default, "the email's language") }},
 	{"oidc-client", "--id ID --name NAME --redirect-uri URI…", "print a new OpenID Connect client entry for OIDC_CLIENTS_FILE, with a fresh secret and its hash",
 		nil, oidcClientFlags},
 }
@@ -433,8 +434,16 @@ func (t *tool) delete(flags *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func (t *tool) invite(_ *flag.FlagSet, args []string) error {
+func (t *tool) invite(flags *flag.FlagSet, args []string) error {
 	email := args[0]
+	lang := flags.Lookup("lang").Value.String()
+	if !t.catalog.Supported(lang) {
+		var tags []string
+		for _, l := range t.catalog.Languages() {
+			tags = append(tags, l.Tag)
+		}
+		return usage("--lang %q: not one of the languages (%s)", lang, strings.Join(tags, ", "))
+	}
 	if _, err := t.DB.UserByEmail(t.ctx, email); err == nil {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s already has an account", email)}
 	} else if errs.Code(err) != errs.NotFound {
@@ -444,7 +453,7 @@ func (t *tool) invite(_ *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	e := views.LinkEmail{T: t.catalog.T(i18n.Default), Link: link, Email: email, Host: t.cfg.BaseURL.Host, TTL: t.cfg.LinkTTL, Purpose: "invite"}
+	e := views.LinkEmail{T: t.catalog.T(lang), Link: link, Email: email, Host: t.cfg.BaseURL.Host, TTL: t.cfg.LinkTTL, Purpose: "invite"}
 	if err := t.sendEmail(email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e)); err != nil {
 		return err
 	}

@@ -177,6 +177,17 @@ func TestSignUpControls(t *testing.T) {
 	if _, _, exit := admin(t, a, "", "invite", "first@example.com"); exit != 1 {
 		t.Errorf("inviting an existing account: exit %d, want 1", exit)
 	}
+	// An invitation in another language, and one the tool cannot write.
+	if out, stderr, exit := admin(t, a, "", "invite", "--lang", "fr", "amelie@example.com"); exit != 0 {
+		t.Fatalf("invite --lang fr: exit %d %s %s", exit, out, stderr)
+	}
+	fr := catalog.T("fr")
+	a.Mail.WaitForMatch(t, "amelie@example.com", 0, func(m testkit.Mail) bool {
+		return m.Subject == fr.S("email.invite.subject", "Site", "Latchkey") && strings.Contains(m.Text, fr.S("email.ignore"))
+	})
+	if _, stderr, exit := admin(t, a, "", "invite", "--lang", "xx", "nobody@example.com"); exit != 2 || !strings.Contains(stderr, "de, es, fr") {
+		t.Errorf("invite --lang xx: exit %d %q, want 2 naming the languages", exit, stderr)
+	}
 	// The member signs in as usual.
 	signIn(t, a, a.Browser(t), "first@example.com")
 
