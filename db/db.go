@@ -138,6 +138,13 @@ func (d *DB) Queries() map[string]int64 { return d.queries.snapshot() }
 // operation timeout.
 func (d *DB) op(ctx context.Context, name string) (context.Context, context.CancelFunc) {
 	d.queries.add(name)
+	if !d.postgres {
+		// SQLite answers from a local file, within its busy timeout. A
+		// deadline, or a request's cancellation, would only make the
+		// driver watch every statement with a goroutine of its own (which
+		// cost more than the statements of a passkey sign-in).
+		return context.WithoutCancel(ctx), func() {}
+	}
 	return context.WithTimeout(ctx, d.opTimeout)
 }
 
@@ -197,6 +204,7 @@ func (d *DB) migrate(ctx context.Context) error {
 func (d *DB) migrationTx(ctx context.Context, fn func(*tx) error) error {
 	for wait := 10 * time.Millisecond; ; wait *= 2 {
 		err := d.inTx(ctx, func(tx *tx) error {
+			tx.once = true
 			if err := tx.lockMigrations(); err != nil {
 				return err
 			}
@@ -232,25 +240,55 @@ func (d *DB) Migrations(ctx context.Context) ([]string, error) {
 }
 
 // tx is a write transaction: its statements are written once and rewritten
-// for the engine, and it can take the engine's locks.
+// for the engine, and it can take the engine's locks. They run as the
+// writer's prepared statements (see stmtCache) once prepared.
 type tx struct {
 	*sql.Tx
 	d   *DB
 	ctx context.Context
+	// unprepared are the queries this transaction ran unprepared: they
+	// are prepared once it ends (preparing one now would wait for the
+	// connection the transaction holds, the only writer on SQLite).
+	unprepared []string
+	// once marks a transaction whose statements run once per process
+	// (migrations): they are not prepared.
+	once bool
+}
+
+// prepared returns the writer's prepared statement for query, bound to
+// this transaction, or nil if it is not prepared yet.
+func (t *tx) prepared(query string) *sql.Stmt {
+	if t.once {
+		return nil
+	}
+	if s := t.d.w.cached(query); s != nil {
+		return t.Tx.StmtContext(t.ctx, s)
+	}
+	t.unprepared = append(t.unprepared, query)
+	return nil
 }
 
 func (t *tx) row(query string, args ...any) *sql.Row {
 	t.d.statements.Add(1)
+	if s := t.prepared(query); s != nil {
+		return s.QueryRowContext(t.ctx, args...)
+	}
 	return t.Tx.QueryRowContext(t.ctx, t.d.rewrite(query), args...)
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
 	t.d.statements.Add(1)
+	if s := t.prepared(query); s != nil {
+		return s.ExecContext(t.ctx, args...)
+	}
 	return t.Tx.ExecContext(t.ctx, t.d.rewrite(query), args...)
 }
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
 	t.d.statements.Add(1)
+	if s := t.prepared(query); s != nil {
+		return s.QueryContext(t.ctx, args...)
+	}
 	return t.Tx.QueryContext(t.ctx, t.d.rewrite(query), args...)
 }
 
@@ -283,11 +321,21 @@ func (d *DB) tryTx(ctx context.Context, fn func(*tx) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(&tx{Tx: sqlTx, d: d, ctx: ctx}); err != nil {
+	t := &tx{Tx: sqlTx, d: d, ctx: ctx}
+	defer d.prepareLater(ctx, t)
+	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
 	}
 	return sqlTx.Commit()
+}
+
+// prepareLater prepares the queries a transaction ran unprepared, after it
+// ended. A failure leaves them unprepared until the next time.
+func (d *DB) prepareLater(ctx context.Context, t *tx) {
+	for _, q := range t.unprepared {
+		d.w.get(ctx, q)
+	}
 }
 
 // errUnavailable is what people see when the database does not answer.

@@ -26,15 +26,33 @@ func newStmtCache(pool *sql.DB, d *dialect, counter *atomic.Int64) *stmtCache {
 	return &stmtCache{pool: pool, dialect: d, counter: counter, m: make(map[string]*sql.Stmt)}
 }
 
-func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+// cached returns the prepared statement for query, or nil if it has not
+// been prepared.
+func (c *stmtCache) cached(query string) *sql.Stmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s, ok := c.m[query]; ok {
+	return c.m[query]
+}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s := c.cached(query); s != nil {
 		return s, nil
 	}
+	// Prepared without the lock held: preparing on the writer waits for
+	// its connection, which a transaction may hold while it asks cached.
 	s, err := c.pool.PrepareContext(ctx, c.dialect.rewrite(query))
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil { // closed meanwhile
+		s.Close()
+		return nil, sql.ErrConnDone
+	}
+	if other, ok := c.m[query]; ok { // prepared twice at once
+		s.Close()
+		return other, nil
 	}
 	c.m[query] = s
 	return s, nil

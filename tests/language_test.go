@@ -159,7 +159,7 @@ func TestEveryPageAndEmailSpeaksTheBrowsersLanguage(t *testing.T) {
 			}
 			site := []any{"Site", views.SiteName}
 			clock := testkit.NewClock()
-			a := testkit.StartApp(t, testkit.AppOptions{Clock: clock})
+			a := startOIDC(t, testkit.Store{}, clock) // (for the consent page)
 			b := a.Browser(t)
 			b.Header.Set("Accept-Language", tc.accept)
 			host := strings.TrimPrefix(a.URL, "http://")
@@ -180,6 +180,15 @@ func TestEveryPageAndEmailSpeaksTheBrowsersLanguage(t *testing.T) {
 			expectStatus(t, b.Post("/signin/link", url.Values{"token": {tok}}), http.StatusSeeOther)
 			speaksPage(t, lang, b.Get("/"), http.StatusOK, tr.S("title.home_signed_in"), english, tr.S("home.signed_in"))
 			speaksPage(t, lang, b.Get("/account"), http.StatusOK, tr.S("title.account"), english, tr.S("account.title"))
+
+			// An application asks to sign the person in, then out.
+			speaksPage(t, lang, b.Get("/oauth2/authorize?"+url.Values{"client_id": {"notes"}, "redirect_uri": {notesCallback},
+				"response_type": {"code"}, "scope": {"openid email profile"}, "state": {"s"}, "nonce": {"n"},
+				"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}.Encode()),
+				http.StatusOK, tr.S("title.consent", "Application", "Notes"), english,
+				tr.S("consent.title", "Application", "Notes"), tr.S("consent.allow"))
+			speaksPage(t, lang, b.Get("/oauth2/logout?client_id=notes"), http.StatusOK, tr.S("title.signout"), english)
+			speaksPage(t, lang, b.Get("/oauth2/authorize?client_id=nobody"), http.StatusBadRequest, tr.S("error.title.invalid"), english)
 
 			// Passkeys: the account page dates them, the notice says so,
 			// and the delete page counts them (one, then two).
