@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	goi18n "github.com/nicksnyder/go-i18n/v2/i18n"
@@ -42,6 +43,9 @@ type Catalog struct {
 	// data, by language then id: most lookups are a map read.
 	plain      map[string]map[string]string
 	localizers map[string]*goi18n.Localizer
+	// fragments holds HTML that depends on nothing but the language,
+	// built once per language (see T.Fragment).
+	fragments sync.Map
 }
 
 // Load reads the embedded catalogs. English comes first; every other
@@ -207,6 +211,24 @@ func (t T) localize(id string, count any, kv []any) string {
 
 // HTML is text that is already HTML (escaped, or markup of our own).
 type HTML string
+
+// Fragment returns the HTML that build makes for this language, built
+// once per language and name and kept: for parts of every page that
+// depend on the language alone (the script's messages, the switcher's
+// choices), which would otherwise be looked up and escaped again on every
+// request. build must depend on nothing but t.
+func (t T) Fragment(name string, build func(T) HTML) HTML {
+	if t.c == nil {
+		return build(t)
+	}
+	key := t.lang + "\x00" + name
+	if h, ok := t.c.fragments.Load(key); ok {
+		return h.(HTML)
+	}
+	h := build(t)
+	t.c.fragments.Store(key, h)
+	return h
+}
 
 // H returns the message id as HTML: messages hold no markup and no HTML
 // special characters (a test checks), plain string data is escaped, and

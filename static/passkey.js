@@ -110,7 +110,7 @@
 	// explain turns a WebAuthn exception into a calm sentence.
 	function explain(err, action) {
 		// The messages come with the page, in the person's language.
-		const msg = (name) => document.body.dataset[name] || "";
+		const msg = (name) => document.getElementById("script-messages")?.dataset[name] || "";
 		switch (err && err.name) {
 			case "AbortError":
 				return "";
@@ -144,7 +144,7 @@
 				// best effort
 			}
 		}
-		say(d.message || document.body.dataset.msgError || "");
+		say(d.message || document.getElementById("script-messages")?.dataset.msgError || "");
 	}
 
 	// assert runs one assertion ceremony: begin, get, finish, go.

@@ -40,6 +40,38 @@ func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // around escaped data).
 func raw(h i18n.HTML) templ.Component { return templ.Raw(string(h)) }
 
+// scriptMessages are the messages passkey.js shows, in the page's
+// language, as data attributes of a hidden element it reads them from.
+func scriptMessages(t i18n.T) i18n.HTML {
+	var b strings.Builder
+	b.WriteString(`<div id="script-messages" hidden`)
+	for _, m := range [][2]string{
+		{"cancelled", "js.cancelled"}, {"cancelled-signin", "js.cancelled_signin"},
+		{"already", "js.already_registered"}, {"security", "js.security"},
+		{"unsupported", "js.unsupported"}, {"network", "js.network"},
+		{"failed", "js.failed"}, {"error", "js.error"},
+	} {
+		b.WriteString(` data-msg-` + m[0] + `="` + html.EscapeString(t.S(m[1])) + `"`)
+	}
+	b.WriteString(`></div>`)
+	return i18n.HTML(b.String())
+}
+
+// languageOptions are the language switcher's choices, each language's
+// name in itself (and marked as such), the page's own selected.
+func languageOptions(t i18n.T) i18n.HTML {
+	var b strings.Builder
+	for _, l := range t.Languages() {
+		tag := html.EscapeString(l.Tag)
+		b.WriteString(`<option value="` + tag + `" lang="` + tag + `"`)
+		if l.Tag == t.Lang() {
+			b.WriteString(` selected`)
+		}
+		b.WriteString(`>` + html.EscapeString(l.Name) + `</option>`)
+	}
+	return i18n.HTML(b.String())
+}
+
 // email is an address as pages show it.
 func email(address string) i18n.HTML {
 	return i18n.HTML(`<span class="email">` + html.EscapeString(address) + `</span>`)

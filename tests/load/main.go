@@ -496,7 +496,9 @@ func (c *client) pageView(m *metrics) error {
 	}
 	code, body, err := c.do(http.MethodGet, path, "", "")
 	err = expect("page view", http.StatusOK, code, body, err)
-	if err == nil && path == "/" && !strings.Contains(body, "You're signed in") {
+	// (Signed in, every page's header has the sign-out button, in any
+	// language.)
+	if err == nil && path == "/" && !strings.Contains(body, `action="/signout"`) {
 		err = errors.New("page view: signed out unexpectedly")
 	}
 	m.record("page view", start, err)
