@@ -358,3 +358,32 @@ func TestPluralsDatesAndFallback(t *testing.T) {
 		t.Errorf("H does not escape plain data: %s", got)
 	}
 }
+
+// TestMessagesTakeTheirData: placeholders take the data given by name, in
+// any order, whatever its type; missing data shows plainly (the page
+// tests look for it); an unknown message is its id.
+func TestMessagesTakeTheirData(t *testing.T) {
+	en := MustLoad().T("en")
+	if got := en.S("email.signin.intro", "Host", "example.com", "Site", "Latchkey"); got !=
+		"Someone, hopefully you, asked to sign in to Latchkey at example.com with this email address." {
+		t.Errorf("got %q", got)
+	}
+	if got := en.S("email.signin.subject"); !strings.Contains(got, "<no value>") {
+		t.Errorf("a message without its data reads %q", got)
+	}
+	if got := en.N("time.minutes", 7); got != "7 minutes" {
+		t.Errorf("N(7) = %q", got)
+	}
+	if got := en.S("error.status", "Status", 404); got != "Error 404" {
+		t.Errorf("an int reads %q", got)
+	}
+	if got := en.S("no.such.message"); got != "no.such.message" {
+		t.Errorf("an unknown message reads %q", got)
+	}
+	if got := (T{}).S("email.signin.subject", "Site", "x"); got != "email.signin.subject" {
+		t.Errorf("the zero T reads %q", got)
+	}
+	if got := en.H("account.signed_in_as", "Email", HTML(`<span>a@b</span>`)); got != `Signed in as <span>a@b</span>` {
+		t.Errorf("HTML data reads %q", got)
+	}
+}

@@ -1,7 +1,8 @@
 // Package i18n holds Latchkey's message catalogs, one embedded JSON file per
 // language (catalogs/en.json, de.json, …: adding a language is adding one
-// file), and picks a person's language. Plural rules come from go-i18n
-// (CLDR); dates and relative times are written from the catalog too.
+// file), and picks a person's language. Plural rules are CLDR's, from
+// golang.org/x/text; dates and relative times are written from the
+// catalog too.
 package i18n
 
 import (
@@ -11,12 +12,14 @@ import (
 	"html"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	goi18n "github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
 )
 
@@ -35,17 +38,49 @@ type Language struct {
 // Catalog is every language's messages. It is read once, and never
 // changes after.
 type Catalog struct {
-	bundle  *goi18n.Bundle
 	langs   []Language
 	tags    []language.Tag
 	matcher language.Matcher
-	// plain holds the messages with neither plural forms nor template
-	// data, by language then id: most lookups are a map read.
-	plain      map[string]map[string]string
-	localizers map[string]*goi18n.Localizer
+	// messages holds every message, parsed, by language then id.
+	messages map[string]map[string]*message
+	tagOf    map[string]language.Tag
 	// fragments holds HTML that depends on nothing but the language,
 	// built once per language (see T.Fragment).
 	fragments sync.Map
+}
+
+// message is one message: its text, or a text per plural form, each split
+// at its placeholders ({{.Name}}) once, when the catalog is read.
+type message struct {
+	forms  map[plural.Form][]segment // a plain message has Other only
+	plural bool
+}
+
+// segment is a piece of a message: text, or the placeholder name.
+type segment struct{ text, name string }
+
+var (
+	placeholderRE = regexp.MustCompile(`{{\s*\.([A-Za-z]+)\s*}}`)
+	formNames     = map[string]plural.Form{"zero": plural.Zero, "one": plural.One, "two": plural.Two,
+		"few": plural.Few, "many": plural.Many, "other": plural.Other}
+)
+
+func parseSegments(s string) []segment {
+	var out []segment
+	for {
+		m := placeholderRE.FindStringSubmatchIndex(s)
+		if m == nil {
+			if s != "" || out == nil {
+				out = append(out, segment{text: s})
+			}
+			return out
+		}
+		if m[0] > 0 {
+			out = append(out, segment{text: s[:m[0]]})
+		}
+		out = append(out, segment{name: s[m[2]:m[3]]})
+		s = s[m[1]:]
+	}
 }
 
 // Load reads the embedded catalogs. English comes first; every other
@@ -65,33 +100,52 @@ func Load() (*Catalog, error) {
 		}
 		return strings.Compare(a, b)
 	})
-	c := &Catalog{bundle: goi18n.NewBundle(language.English), plain: map[string]map[string]string{},
-		localizers: map[string]*goi18n.Localizer{}}
-	c.bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
+	c := &Catalog{messages: map[string]map[string]*message{}, tagOf: map[string]language.Tag{}}
 	for _, name := range names {
 		data, err := files.ReadFile(name)
 		if err != nil {
 			return nil, err
 		}
 		tag := strings.TrimSuffix(path.Base(name), ".json")
-		if _, err := c.bundle.ParseMessageFileBytes(data, tag+".json"); err != nil {
+		lt, err := language.Parse(tag)
+		if err != nil {
 			return nil, fmt.Errorf("catalog %s: %w", name, err)
 		}
 		var raw map[string]any
 		if err := json.Unmarshal(data, &raw); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("catalog %s: %w", name, err)
 		}
-		plain := map[string]string{}
+		msgs := map[string]*message{}
 		for id, v := range raw {
-			if s, ok := v.(string); ok && !strings.Contains(s, "{{") {
-				plain[id] = s
+			m := &message{forms: map[plural.Form][]segment{}}
+			switch v := v.(type) {
+			case string:
+				m.forms[plural.Other] = parseSegments(v)
+			case map[string]any:
+				m.plural = true
+				for form, text := range v {
+					f, ok := formNames[form]
+					s, isString := text.(string)
+					if !ok || !isString {
+						return nil, fmt.Errorf("catalog %s: %s: %q is not a plural form with a text", name, id, form)
+					}
+					m.forms[f] = parseSegments(s)
+				}
+				if m.forms[plural.Other] == nil {
+					return nil, fmt.Errorf("catalog %s: %s: a plural message needs an \"other\" form", name, id)
+				}
+			default:
+				return nil, fmt.Errorf("catalog %s: %s is neither a text nor plural forms", name, id)
 			}
+			msgs[id] = m
 		}
-		c.plain[tag] = plain
-		c.langs = append(c.langs, Language{Tag: tag, Name: plain["language.name"]})
-		t := language.MustParse(tag)
-		c.tags = append(c.tags, t)
-		c.localizers[tag] = goi18n.NewLocalizer(c.bundle, tag, Default)
+		c.messages[tag] = msgs
+		c.tagOf[tag] = lt
+		c.langs = append(c.langs, Language{Tag: tag, Name: c.T(tag).S("language.name")})
+		c.tags = append(c.tags, lt)
+	}
+	if c.messages[Default] == nil {
+		return nil, fmt.Errorf("no %s.json catalog", Default)
 	}
 	c.matcher = language.NewMatcher(c.tags)
 	return c, nil
@@ -111,7 +165,7 @@ func MustLoad() *Catalog {
 func (c *Catalog) Languages() []Language { return c.langs }
 
 // Supported reports whether tag is exactly one of the languages.
-func (c *Catalog) Supported(tag string) bool { return c.plain[tag] != nil }
+func (c *Catalog) Supported(tag string) bool { return c.messages[tag] != nil }
 
 // Pick chooses a language: the first of explicit (a cookie, then the
 // account's stored choice) that is supported, else the best match for an
@@ -169,44 +223,82 @@ func (t T) Languages() []Language {
 
 // S returns the message id, with template data given as name, value
 // pairs ("Email", "a@example.com"). A missing message returns the id
-// itself, which a test catches.
+// itself, and missing data "<no value>", which tests catch.
 func (t T) S(id string, kv ...any) string {
-	if t.c == nil {
+	m := t.message(id)
+	if m == nil {
 		return id
 	}
-	if len(kv) == 0 {
-		if s, ok := t.c.plain[t.lang][id]; ok {
-			return s
-		}
-		if s, ok := t.c.plain[Default][id]; ok {
-			return s
-		}
-	}
-	return t.localize(id, nil, kv)
+	return render(m.forms[plural.Other], kv, -1)
 }
 
 // N returns the message id in its plural form for n (available to the
 // message as .Count), with more template data as pairs.
 func (t T) N(id string, n int, kv ...any) string {
-	if t.c == nil {
+	m := t.message(id)
+	if m == nil {
 		return id
 	}
-	return t.localize(id, n, kv)
+	segs := m.forms[plural.Other]
+	if m.plural {
+		form := plural.Cardinal.MatchPlural(t.c.tagOf[t.Lang()], n, 0, 0, 0, 0)
+		if f, ok := m.forms[form]; ok {
+			segs = f
+		}
+	}
+	return render(segs, kv, n)
 }
 
-func (t T) localize(id string, count any, kv []any) string {
-	data := map[string]any{}
+// message finds id in the language, else in English.
+func (t T) message(id string) *message {
+	if t.c == nil {
+		return nil
+	}
+	if m := t.c.messages[t.Lang()][id]; m != nil {
+		return m
+	}
+	return t.c.messages[Default][id]
+}
+
+// render writes a message's segments with the data: count (unless
+// negative) as Count, the rest from name, value pairs.
+func render(segs []segment, kv []any, count int) string {
+	if len(segs) == 1 && segs[0].name == "" {
+		return segs[0].text
+	}
+	var b strings.Builder
+	for _, sg := range segs {
+		if sg.name == "" {
+			b.WriteString(sg.text)
+			continue
+		}
+		if sg.name == "Count" && count >= 0 {
+			b.WriteString(strconv.Itoa(count))
+			continue
+		}
+		b.WriteString(value(sg.name, kv))
+	}
+	return b.String()
+}
+
+// value is the data for name among the pairs, as text.
+func value(name string, kv []any) string {
 	for i := 0; i+1 < len(kv); i += 2 {
-		data[fmt.Sprint(kv[i])] = kv[i+1]
+		if k, _ := kv[i].(string); k != name {
+			continue
+		}
+		switch v := kv[i+1].(type) {
+		case string:
+			return v
+		case HTML:
+			return string(v)
+		case int:
+			return strconv.Itoa(v)
+		default:
+			return fmt.Sprint(v)
+		}
 	}
-	if count != nil {
-		data["Count"] = count
-	}
-	s, err := t.c.localizers[t.lang].Localize(&goi18n.LocalizeConfig{MessageID: id, TemplateData: data, PluralCount: count})
-	if err != nil && s == "" {
-		return id
-	}
-	return s
+	return "<no value>"
 }
 
 // HTML is text that is already HTML (escaped, or markup of our own).
