@@ -41,18 +41,32 @@ const (
 // event logs a security event about the account handle (nil: unknown)
 // from this request.
 func (h *Handler) event(c echo.Context, name string, handle []byte, attrs ...slog.Attr) {
+	h.eventAt(c, slog.LevelInfo, name, handle, attrs...)
+}
+
+// warnEvent is event at warn level, for what may be an attack or a broken
+// authenticator (a replayed refresh token, changed backup flags).
+func (h *Handler) warnEvent(c echo.Context, name string, handle []byte, attrs ...slog.Attr) {
+	h.eventAt(c, slog.LevelWarn, name, handle, attrs...)
+}
+
+func (h *Handler) eventAt(c echo.Context, level slog.Level, name string, handle []byte, attrs ...slog.Attr) {
 	user := ""
 	if len(handle) > 0 {
 		user = auth.Subject(handle)
 	}
-	LogEvent(c.Request().Context(), h.log, name, user,
+	logEvent(c.Request().Context(), h.log, level, name, user,
 		append([]slog.Attr{slog.String("client", c.RealIP()), slog.String("browser", describeBrowser(c.Request().UserAgent()))}, attrs...)...)
 }
 
 // LogEvent writes one security event line: event, user (an opaque id,
 // "" when unknown), then attrs. The admin command logs its own through it.
 func LogEvent(ctx context.Context, log *slog.Logger, name, user string, attrs ...slog.Attr) {
-	log.LogAttrs(ctx, slog.LevelInfo, "security event",
+	logEvent(ctx, log, slog.LevelInfo, name, user, attrs...)
+}
+
+func logEvent(ctx context.Context, log *slog.Logger, level slog.Level, name, user string, attrs ...slog.Attr) {
+	log.LogAttrs(ctx, level, "security event",
 		append([]slog.Attr{slog.String("event", name), slog.String("user", user)}, attrs...)...)
 }
 

@@ -129,10 +129,9 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 	if signIn.flagsChanged {
 		// Accepted and recorded (see Passkeys.FinishAssertion), and worth
 		// knowing about.
-		h.log.Warn("a passkey's backup flags changed since it was last used; the new flags are recorded",
-			"event", eventPasskeyFlags, "user", auth.Subject(owner), credential,
-			"backup_eligible", parsed.Response.AuthenticatorData.Flags.HasBackupEligible(),
-			"backed_up", parsed.Response.AuthenticatorData.Flags.HasBackupState())
+		h.warnEvent(c, eventPasskeyFlags, owner, credential,
+			slog.Bool("backup_eligible", parsed.Response.AuthenticatorData.Flags.HasBackupEligible()),
+			slog.Bool("backed_up", parsed.Response.AuthenticatorData.Flags.HasBackupState()))
 	}
 	h.event(c, eventSignIn, owner, slog.String("method", "passkey"), slog.String("purpose", cer.Kind.String()), credential)
 	if signIn.cancelledRecovery {

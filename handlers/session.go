@@ -118,8 +118,7 @@ func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	switch {
 	case errors.Is(err, db.ErrRefreshReplayed):
 		h.revocations.RevokeSession(rc.Subject, rc.SID)
-		h.log.Warn("a replayed refresh token ended its session everywhere", "event", eventRefreshReplayed,
-			"user", rc.Subject, "client", c.RealIP(), "browser", describeBrowser(c.Request().UserAgent()), "session", rc.SID)
+		h.warnEvent(c, eventRefreshReplayed, rc.Handle(), slog.String("session", rc.SID))
 		return nil, auth.ErrTokenRevoked
 	case errs.Code(err) == errs.Unauthorized:
 		h.event(c, eventRefreshRefused, rc.Handle(), slog.String("reason", refusalReason(err)))

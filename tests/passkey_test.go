@@ -795,6 +795,9 @@ func testPasskeysPerAccountAreLimited(t *testing.T, store testkit.Store) {
 // passkey (the account page says how it is stored now) and logged with
 // the credential's id; the impossible combination, backed up but not
 // eligible, is still refused, and every other check still holds.
+// flagsEvent begins the warn-level security event of changed backup flags.
+const flagsEvent = `level=WARN msg="security event" event=passkey_flags_changed user=`
+
 func TestPasskeyBackupFlagsMayChange(t *testing.T) {
 	clock := testkit.NewClock()
 	var log testkit.SyncBuffer
@@ -818,19 +821,19 @@ func TestPasskeyBackupFlagsMayChange(t *testing.T) {
 		{"no longer eligible", testkit.FlagUP | testkit.FlagUV, "This device only"},
 	} {
 		clock.Advance(time.Second)
-		before := strings.Count(log.String(), "event=passkey_flags_changed")
+		before := strings.Count(log.String(), flagsEvent)
 		owner := a.Browser(t)
 		expectStatus(t, passkeySignInWith(t, owner, pk, testkit.Mod{Flags: testkit.Byte(step.flags)}), http.StatusOK)
 		expectPage(t, owner.Get("/account"), http.StatusOK, step.shows)
-		if n := strings.Count(log.String(), "event=passkey_flags_changed"); n != before+1 || !strings.Contains(log.String(), "credential="+id) {
+		if n := strings.Count(log.String(), flagsEvent); n != before+1 || !strings.Contains(log.String(), "credential="+id) {
 			t.Errorf("%s: %d flag-change warnings logged (want one more, naming %s):\n%s", step.name, n-before, id, log.String())
 		}
 	}
 	// Unchanged flags log nothing.
 	clock.Advance(time.Second)
-	before := strings.Count(log.String(), "event=passkey_flags_changed")
+	before := strings.Count(log.String(), flagsEvent)
 	expectStatus(t, passkeySignInWith(t, a.Browser(t), pk, testkit.Mod{Flags: testkit.Byte(testkit.FlagUP | testkit.FlagUV)}), http.StatusOK)
-	if strings.Count(log.String(), "event=passkey_flags_changed") != before {
+	if strings.Count(log.String(), flagsEvent) != before {
 		t.Error("a sign-in with unchanged flags logged a change")
 	}
 	// Backed up but not eligible is not a state any authenticator is in.

@@ -3,6 +3,7 @@ package tests
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -428,8 +429,8 @@ func TestReplayedRefreshTokenEndsTheSession(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if !strings.Contains(log.String(), "event=refresh_replayed") {
-			t.Errorf("no security event for the replay in the log:\n%s", log.String())
+		if !regexp.MustCompile(`level=WARN msg="security event" event=refresh_replayed user=\S+ client=\S+ browser=.* session=\S+`).MatchString(log.String()) {
+			t.Errorf("no warn-level security event, naming the user and the session, for the replay in the log:\n%s", log.String())
 		}
 
 		// Two tabs of one browser refresh with the same token at once.
