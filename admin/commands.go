@@ -20,9 +20,11 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/mail"
+	"github.com/latchkey/latchkey/oidc"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -192,9 +194,47 @@ func (t *tool) account(email string) (*db.User, error) {
 	return u, err
 }
 
+// commandEvents are the security events of the commands that change
+// something.
+var commandEvents = map[string]events.Name{
+	"recovery-link": events.AdminRecoveryLink,
+	"signout":       events.AdminSignOut,
+	"disable":       events.AdminDisable,
+	"enable":        events.AdminEnable,
+	"delete":        events.AdminDelete,
+	"invite":        events.AdminInvite,
+}
+
 // event logs the command as a security event, like the server's.
 func (t *tool) event(u *db.User, attrs ...slog.Attr) {
-	handlers.LogEvent(t.ctx, t.log, "admin_"+strings.ReplaceAll(t.name, "-", "_"), auth.Subject(u.Handle), attrs...)
+	user := ""
+	if u != nil {
+		user = auth.Subject(u.Handle)
+	}
+	events.Log(t.ctx, t.log, slog.LevelInfo, commandEvents[t.name], user, attrs...)
+}
+
+// applicationWait is how long a command waits for the applications to
+// take their back-channel logouts before it says which did not.
+const applicationWait = 15 * time.Second
+
+// tellApplications sends the back-channel logouts of what a command
+// ended, and waits for them a while (the command is its own process: no
+// server retries for it afterwards).
+func (t *tool) tellApplications(u *db.User, ended db.Ended) {
+	if ended.Empty() || t.cfg.OIDCClients.Len() == 0 {
+		return
+	}
+	p := oidc.New(oidc.Config{Issuer: t.cfg.BaseURL.Scheme + "://" + t.cfg.BaseURL.Host, AccessTTL: t.cfg.AccessTTL,
+		IdleTTL: t.cfg.IdleTTL, MaxTTL: t.cfg.MaxTTL, Logger: t.log}, t.cfg.OIDCClients, t.Keys, t.DB, nil, t.clock, nil)
+	defer p.Close()
+	p.Notify(u.Handle, ended)
+	ctx, cancel := context.WithTimeout(t.ctx, applicationWait)
+	defer cancel()
+	if n := p.WaitForLogouts(ctx); n > 0 {
+		fmt.Fprintf(t.env.Stderr, "%d back-channel logouts could not be delivered within %s (see the log's backchannel_logout_failed events): those applications may keep their sessions of %s until they refresh.\n",
+			n, applicationWait, u.Email)
+	}
 }
 
 func (t *tool) printf(format string, args ...any) { fmt.Fprintf(t.env.Stdout, format, args...) }
@@ -374,10 +414,12 @@ func (t *tool) signOut(_ *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := t.DB.EndAllSessions(t.ctx, u.Handle, t.clock.Now()); err != nil {
+	_, ended, err := t.DB.EndAllSessions(t.ctx, u.Handle, t.clock.Now())
+	if err != nil {
 		return err
 	}
 	t.event(u)
+	t.tellApplications(u, ended)
 	t.printf("Every session of %s has ended (on every instance within a second).\n", u.Email)
 	return nil
 }
@@ -390,7 +432,7 @@ func (t *tool) setDisabled(email string, disabled bool) error {
 	if err != nil {
 		return err
 	}
-	_, changed, err := t.DB.SetDisabled(t.ctx, u.Handle, disabled, t.clock.Now())
+	_, ended, changed, err := t.DB.SetDisabled(t.ctx, u.Handle, disabled, t.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -403,6 +445,7 @@ func (t *tool) setDisabled(email string, disabled bool) error {
 		return nil
 	}
 	t.event(u)
+	t.tellApplications(u, ended)
 	if disabled {
 		t.printf("The account of %s is disabled: it cannot sign in, its sessions end within a second on every instance, and its links and any recovery are void.\n", u.Email)
 	} else {
@@ -423,10 +466,12 @@ func (t *tool) delete(flags *flag.FlagSet, args []string) error {
 			return &ExitError{Code: ExitFailure, Err: errors.New("not confirmed: nothing was deleted")}
 		}
 	}
-	if _, err := t.DB.DeleteUser(t.ctx, u.Handle, t.clock.Now()); err != nil {
+	_, ended, err := t.DB.DeleteUser(t.ctx, u.Handle, t.clock.Now())
+	if err != nil {
 		return err
 	}
 	t.event(u)
+	t.tellApplications(u, ended)
 	if err := t.notice(u, "notice.deleted.subject", "notice.operator_deleted"); err != nil {
 		fmt.Fprintf(t.env.Stderr, "The account was deleted, but the notice could not be sent: %v\n", err)
 	}
@@ -457,7 +502,7 @@ func (t *tool) invite(flags *flag.FlagSet, args []string) error {
 	if err := t.sendEmail(email, e.Subject(), views.LinkEmailHTML(e), views.LinkEmailText(e)); err != nil {
 		return err
 	}
-	handlers.LogEvent(t.ctx, t.log, "admin_invite", "", slog.String("email_domain", email[strings.LastIndexByte(email, '@')+1:]))
+	t.event(nil, slog.String("email_domain", email[strings.LastIndexByte(email, '@')+1:]))
 	t.printf("Invitation sent to %s; its link works once, for %s.\n", email, t.cfg.LinkTTL)
 	return nil
 }

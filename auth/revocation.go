@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/events"
 )
 
 // Revocations is this instance's in-memory set of recently revoked users and
@@ -205,8 +206,8 @@ func (p *Poller) apply(rows []db.Revocation) {
 		if ahead := time.UnixMilli(r.RevokedAt).Sub(now); ahead > 2*time.Second {
 			// Harmless to the order (numbers, not times, decide it), but
 			// a clock this far off shortens or stretches tokens' lives.
-			p.Logger.Warn("a revocation is dated in the future: an instance's clock is ahead of this one's",
-				"event", "clock_skew", "ahead", ahead.Round(time.Millisecond).String(), "revocation", r.Seq)
+			events.Log(context.Background(), p.Logger, slog.LevelWarn, events.ClockSkew, "",
+				slog.String("ahead", ahead.Round(time.Millisecond).String()), slog.Int64("revocation", r.Seq))
 		}
 	}
 	p.Revocations.Apply(rows)

@@ -16,6 +16,7 @@ const (
 	PurposeCeremony    = "webauthn-ceremony"
 	PurposeOIDCCode    = "oidc-authorization-code"
 	PurposeOIDCConsent = "oidc-consent-request"
+	PurposeOIDCResume  = "oidc-resume-after-sign-in"
 )
 
 // Errors from Open. Expired is authentic but too old.

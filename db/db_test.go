@@ -53,7 +53,7 @@ func MustOpen(tb testing.TB, cfg Config) *DB {
 
 var ctx = context.Background()
 
-var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql", "0006_language.sql"}
+var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql", "0006_language.sql", "0007_oidc_sessions.sql"}
 
 func TestMigrationsAreRecordedOnce(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {
@@ -238,7 +238,7 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 		now := time.Now()
 		far := now.Add(time.Hour).UnixMilli()
 		for i := range MaxRevokedSessions {
-			if all, err := d.EndSession(ctx, handle, fmt.Sprintf("sid%d", i), far, now); err != nil || !all.IsZero() {
+			if all, _, err := d.EndSession(ctx, handle, fmt.Sprintf("sid%d", i), far, now); err != nil || !all.IsZero() {
 				t.Fatalf("ending session %d: ended all at %v, %v", i, all, err)
 			}
 		}
@@ -247,7 +247,7 @@ func TestRevokedSessionsStayBounded(t *testing.T) {
 			t.Fatalf("%d sessions, stamp %d", len(u.RevokedSessions), u.TokensValidAfter)
 		}
 		// One more: the list would overflow, so every session ends instead.
-		if all, err := d.EndSession(ctx, handle, "overflow", far, now); err != nil || all.UnixMilli() != now.UnixMilli() {
+		if all, _, err := d.EndSession(ctx, handle, "overflow", far, now); err != nil || all.UnixMilli() != now.UnixMilli() {
 			t.Fatalf("overflow: ended all at %v (want %v), %v", all, now, err)
 		}
 		u, _ = d.UserByHandle(ctx, handle)
@@ -278,7 +278,7 @@ func TestRevocationsAreNumberedInCommitOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.EndAllSessions(ctx, x.Handle, ahead); err != nil {
+		if _, _, err := a.EndAllSessions(ctx, x.Handle, ahead); err != nil {
 			t.Fatal(err)
 		}
 		rows, err := b.RevocationsAfter(ctx, seq)
@@ -288,7 +288,7 @@ func TestRevocationsAreNumberedInCommitOrder(t *testing.T) {
 		seq = rows[0].Seq
 		// An instance whose clock is two hours behind revokes next: the
 		// row is found after the first all the same.
-		if _, err := b.EndSession(ctx, y.Handle, "sid", behind.Add(time.Hour).UnixMilli(), behind); err != nil {
+		if _, _, err := b.EndSession(ctx, y.Handle, "sid", behind.Add(time.Hour).UnixMilli(), behind); err != nil {
 			t.Fatal(err)
 		}
 		rows, err = b.RevocationsAfter(ctx, seq)
@@ -303,10 +303,10 @@ func TestRevocationsAreNumberedInCommitOrder(t *testing.T) {
 		}
 		for _, err := range race(len(users), dbs, func(i int, d *DB) error {
 			if i%2 == 0 {
-				_, err := d.EndAllSessions(ctx, users[i].Handle, time.Now())
+				_, _, err := d.EndAllSessions(ctx, users[i].Handle, time.Now())
 				return err
 			}
-			_, err := d.EndSession(ctx, users[i].Handle, "s", time.Now().Add(time.Hour).UnixMilli(), time.Now())
+			_, _, err := d.EndSession(ctx, users[i].Handle, "s", time.Now().Add(time.Hour).UnixMilli(), time.Now())
 			return err
 		}) {
 			if err != nil {
@@ -339,14 +339,14 @@ func TestRevocationVoidsTokensIssuedOnAClockAhead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stamp, err := d.EndAllSessions(ctx, u.Handle, now)
+		stamp, _, err := d.EndAllSessions(ctx, u.Handle, now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if iat.After(stamp) {
 			t.Errorf("a sign-in at %v survives sign-out everywhere stamped %v by a clock 5 s behind", iat, stamp)
 		}
-		stamp, err = d.EndAllSessions(ctx, u.Handle, now.Add(time.Minute))
+		stamp, _, err = d.EndAllSessions(ctx, u.Handle, now.Add(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -387,7 +387,7 @@ func TestSignInOrderedWithRevocation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stamp, err := d.EndAllSessions(ctx, u.Handle, now)
+			stamp, _, err := d.EndAllSessions(ctx, u.Handle, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -433,7 +433,7 @@ func TestRefreshNeverOutlivesSignOutEverywhere(t *testing.T) {
 			wg.Go(func() {
 				<-start
 				var err error
-				if stamp, err = b.EndAllSessions(ctx, u.Handle, time.Now()); err != nil {
+				if stamp, _, err = b.EndAllSessions(ctx, u.Handle, time.Now()); err != nil {
 					t.Error(err)
 				}
 			})
@@ -460,7 +460,7 @@ func TestSimultaneousSignOutsAreBothKept(t *testing.T) {
 		for trial := range 10 {
 			sids := []string{fmt.Sprintf("left%d", trial), fmt.Sprintf("right%d", trial)}
 			for _, err := range race(2, dbs, func(i int, d *DB) error {
-				_, err := d.EndSession(ctx, u.Handle, sids[i], time.Now().Add(time.Hour).UnixMilli(), time.Now())
+				_, _, err := d.EndSession(ctx, u.Handle, sids[i], time.Now().Add(time.Hour).UnixMilli(), time.Now())
 				return err
 			}) {
 				if err != nil {
@@ -502,7 +502,7 @@ func TestEmailChangeRacingSignInLink(t *testing.T) {
 			})
 			wg.Go(func() {
 				<-start
-				_, stamp, cerr = b.ChangeEmail(ctx, u.Handle, old, "new"+old, issued-1, time.Now())
+				_, stamp, _, cerr = b.ChangeEmail(ctx, u.Handle, old, "new"+old, issued-1, time.Now())
 			})
 			close(start)
 			wg.Wait()
@@ -618,7 +618,7 @@ func TestSignInCacheNeverOutlivesTheRow(t *testing.T) {
 			return addCredential(t, b, alice.ID, old.CredentialID, "new key")
 		}},
 		{"account deleted, its passkey's id registered by another account", func(t *testing.T, b *DB, alice, bob *User, old *Credential) *Credential {
-			if _, err := b.DeleteUser(ctx, alice.Handle, time.Now()); err != nil {
+			if _, _, err := b.DeleteUser(ctx, alice.Handle, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			return addCredential(t, b, bob.ID, old.CredentialID, "old key") // even the same key
@@ -832,7 +832,7 @@ func TestPasskeysPerAccountAreLimited(t *testing.T) {
 			t.Errorf("a registration racing another instance's 20th: %v, want ErrTooManyPasskeys", err)
 		}
 
-		if _, err := d.DeleteUser(ctx, u.Handle, time.Now()); err != nil {
+		if _, _, err := d.DeleteUser(ctx, u.Handle, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		_, err = d.AddCredential(ctx, &Credential{UserID: u.ID, CredentialID: []byte("too-late"), PublicKey: []byte("key"), Name: "Passkey", CreatedAt: time.Now()})
@@ -898,10 +898,10 @@ func TestPurgeTombstones(t *testing.T) {
 		gone := signUp(t, d, "hal@example.com")
 		last := signUp(t, d, "ivy@example.com")
 		deletedAt := time.Now()
-		if _, err := d.DeleteUser(ctx, gone.Handle, deletedAt); err != nil {
+		if _, _, err := d.DeleteUser(ctx, gone.Handle, deletedAt); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.DeleteUser(ctx, last.Handle, deletedAt); err != nil {
+		if _, _, err := d.DeleteUser(ctx, last.Handle, deletedAt); err != nil {
 			t.Fatal(err)
 		}
 		rows := func(handle []byte) (n int) {
@@ -935,7 +935,7 @@ func TestPurgeTombstones(t *testing.T) {
 		if released.Valid {
 			t.Errorf("the tombstone holding the highest revocation number still keeps the address %s", released.String)
 		}
-		if _, err := d.EndAllSessions(ctx, live.Handle, time.Now()); err != nil {
+		if _, _, err := d.EndAllSessions(ctx, live.Handle, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := d.PurgeTombstones(ctx, ms+1, us+1); err != nil || n != 1 || rows(last.Handle) != 0 {
@@ -966,9 +966,9 @@ func TestSignUpLinkDiesWithItsAddress(t *testing.T) {
 					}
 					switch leave {
 					case "deleted":
-						_, err = d.DeleteUser(ctx, u.Handle, time.Now())
+						_, _, err = d.DeleteUser(ctx, u.Handle, time.Now())
 					case "moved":
-						_, _, err = d.ChangeEmail(ctx, u.Handle, email, "elsewhere"+email, issued+1, time.Now())
+						_, _, _, err = d.ChangeEmail(ctx, u.Handle, email, "elsewhere"+email, issued+1, time.Now())
 					}
 					if err != nil {
 						t.Fatal(err)
@@ -1008,7 +1008,7 @@ func TestSignUpRacingDeletionOfTheAddress(t *testing.T) {
 			var created bool
 			race(2, []*DB{a, b}, func(i int, d *DB) error {
 				if i == 0 {
-					_, err := d.DeleteUser(ctx, u.Handle, time.Now())
+					_, _, err := d.DeleteUser(ctx, u.Handle, time.Now())
 					return err
 				}
 				_, created, _, err = d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now())
@@ -1039,13 +1039,13 @@ func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.DeleteUser(ctx, x.Handle, time.Now()); err != nil {
+		if _, _, err := d.DeleteUser(ctx, x.Handle, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		// Y's instance has a clock behind the others: what it records for
 		// the change is older than X's link.
 		behind := time.UnixMicro(base).Add(-5 * time.Second)
-		if _, _, err := d.ChangeEmail(ctx, y.Handle, "y@example.com", "a@example.com", base, behind); err != nil {
+		if _, _, _, err := d.ChangeEmail(ctx, y.Handle, "y@example.com", "a@example.com", base, behind); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.CheckLink(ctx, nil, "a@example.com", base+1, false); !errors.Is(err, errLinkGone) {
@@ -1061,7 +1061,7 @@ func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Now()
-		if _, err := d.DeleteUser(ctx, z.Handle, now); err != nil {
+		if _, _, err := d.DeleteUser(ctx, z.Handle, now); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", now.UnixMicro(), newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
@@ -1080,7 +1080,7 @@ func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
 		}
 		requested := time.Now().UnixMicro()
 		between, confirmed := requested+1, time.UnixMicro(requested+10)
-		if _, _, err := d.ChangeEmail(ctx, w.Handle, "w@example.com", "b@example.com", requested, confirmed); err != nil {
+		if _, _, _, err := d.ChangeEmail(ctx, w.Handle, "w@example.com", "b@example.com", requested, confirmed); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, _, err := d.ConsumeSignUpLink(ctx, "b@example.com", between, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
@@ -1102,44 +1102,211 @@ func signInWithPasskey(d *DB, u UsedCredential, now time.Time) (time.Time, error
 	return s.IssuedAt, err
 }
 
+// issueCode issues a code for the session sid of u (its tokens issued
+// at sessionIssued) at now, failing the test if it cannot.
+func issueCode(t *testing.T, d *DB, u *User, sid string, sessionIssued int64, now time.Time) Code {
+	t.Helper()
+	ic, err := d.IssueCode(ctx, u.Handle, sid, sessionIssued, now)
+	if err != nil {
+		t.Fatalf("issue code: %v", err)
+	}
+	return Code{Handle: u.Handle, Client: "wiki", IssuedCode: ic, SID: sid, AuthTime: now.Unix(),
+		SessionEnds: now.Add(time.Hour).UnixMilli()}
+}
+
 // TestAuthorizationCodesRedeemOnce: several codes of one person redeem at
 // once (two applications signing them in together, on two instances),
-// each only once; a code issued before "Sign out everywhere" is refused,
-// and so is one of a disabled account.
+// each only once, whatever the clocks of the instances that redeem them;
+// a code issued before "Sign out everywhere" is refused even when it was
+// issued by an instance whose clock is ahead, so is a code of a session
+// that signed out, and one of a disabled account.
 func TestAuthorizationCodesRedeemOnce(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {
 		dbs := []*DB{MustOpen(t, cfg), MustOpen(t, cfg)}
 		u := signUp(t, dbs[0], "apps@example.com")
-		now := time.Now()
-		code := func(id string) Code {
-			return Code{Handle: u.Handle, ID: id, IssuedAt: now.UnixMilli(), Expires: now.Add(time.Minute).UnixMilli()}
+		if _, err := dbs[0].GrantApplication(ctx, u.ID, "wiki", []string{"openid"}, time.Now()); err != nil {
+			t.Fatal(err)
 		}
+		signedIn := time.Now().UnixMilli()
+		codes := []Code{issueCode(t, dbs[0], u, "s1", signedIn, time.Now()), issueCode(t, dbs[1], u, "s1", signedIn, time.Now())}
 		got := count(race(2, dbs, func(i int, d *DB) error {
-			_, _, err := d.RedeemCode(ctx, code([]string{"first", "second"}[i]), time.Now())
+			_, err := d.RedeemCode(ctx, codes[i], time.Now())
 			return err
 		}))
 		if got["ok"] != 2 {
 			t.Fatalf("two codes in flight for one person: %v, want both redeemed", got)
 		}
+		third := issueCode(t, dbs[0], u, "s1", signedIn, time.Now())
 		got = count(race(6, dbs, func(i int, d *DB) error {
-			_, _, err := d.RedeemCode(ctx, code("third"), time.Now())
+			_, err := d.RedeemCode(ctx, third, time.Now())
 			return err
 		}))
 		if got["ok"] != 1 || got[errs.Gone] != 5 {
 			t.Fatalf("one code redeemed six times at once: %v, want once", got)
 		}
-		if _, err := dbs[0].EndAllSessions(ctx, u.Handle, time.Now()); err != nil {
+
+		// Clocks: a code redeemed by an instance whose clock is right is
+		// not forgotten when an instance whose clock is minutes ahead
+		// writes the row (it used to prune the list by its own clock).
+		fourth := issueCode(t, dbs[0], u, "s1", signedIn, time.Now())
+		if _, err := dbs[0].RedeemCode(ctx, fourth, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := dbs[1].RedeemCode(ctx, code("before-signout"), time.Now()); !errors.Is(err, ErrCodeUsed) {
-			t.Errorf("a code issued before sign-out everywhere: %v, want ErrCodeUsed", err)
-		}
-		if _, _, err := dbs[1].SetDisabled(ctx, u.Handle, true, time.Now()); err != nil {
+		ahead := time.Now().Add(5 * time.Minute)
+		if _, err := dbs[1].RedeemCode(ctx, issueCode(t, dbs[1], u, "s1", signedIn, ahead), ahead); err != nil {
 			t.Fatal(err)
 		}
-		later := Code{Handle: u.Handle, ID: "disabled", IssuedAt: time.Now().Add(time.Second).UnixMilli(), Expires: time.Now().Add(time.Minute).UnixMilli()}
-		if _, _, err := dbs[0].RedeemCode(ctx, later, time.Now()); !errors.Is(err, ErrAccountDisabled) {
-			t.Errorf("a code of a disabled account: %v", err)
+		if _, err := dbs[0].RedeemCode(ctx, fourth, time.Now()); !errors.Is(err, ErrCodeUsed) {
+			t.Errorf("a code redeemed again after a skewed instance wrote the row: %v, want ErrCodeUsed", err)
+		}
+
+		// An instance 5 s ahead issues a code; "Sign out everywhere" on
+		// one whose clock is right still voids it (database order).
+		early := issueCode(t, dbs[1], u, "s1", signedIn, time.Now().Add(5*time.Second))
+		if _, _, err := dbs[0].EndAllSessions(ctx, u.Handle, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dbs[0].RedeemCode(ctx, early, time.Now()); !errors.Is(err, ErrCodeSessionEnded) {
+			t.Errorf("a code issued (by a clock ahead) before sign-out everywhere: %v, want ErrCodeSessionEnded", err)
+		}
+		if _, err := dbs[0].IssueCode(ctx, u.Handle, "s1", signedIn, time.Now()); !errors.Is(err, ErrCodeSessionEnded) {
+			t.Errorf("a code for a session older than sign-out everywhere: %v, want ErrCodeSessionEnded", err)
+		}
+
+		// A session that signed out gets no code, and its codes die.
+		// (Sessions signed in after that stamp, which the skewed instance
+		// pushed minutes ahead.)
+		fresh := time.Now().Add(10 * time.Minute).UnixMilli()
+		pending := issueCode(t, dbs[0], u, "s2", fresh, time.Now().Add(10*time.Minute))
+		if _, _, err := dbs[1].EndSession(ctx, u.Handle, "s2", time.Now().Add(time.Hour).UnixMilli(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dbs[0].RedeemCode(ctx, pending, time.Now()); !errors.Is(err, ErrCodeSessionEnded) {
+			t.Errorf("a code of a session that signed out: %v, want ErrCodeSessionEnded", err)
+		}
+		if _, err := dbs[0].IssueCode(ctx, u.Handle, "s2", fresh, time.Now()); !errors.Is(err, ErrCodeSessionEnded) {
+			t.Errorf("a code for a session that signed out: %v, want ErrCodeSessionEnded", err)
+		}
+
+		later := issueCode(t, dbs[0], u, "s3", fresh, time.Now().Add(10*time.Minute))
+		if _, _, _, err := dbs[1].SetDisabled(ctx, u.Handle, true, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dbs[0].RedeemCode(ctx, later, time.Now()); err == nil {
+			t.Errorf("a code of a disabled account redeemed")
+		}
+	})
+}
+
+// TestCodesPerMinuteAreLimitedWhereTheyAreIssued: the 65th code in a
+// minute is refused when it would be issued; a minute later codes come
+// again; and a code more than codeWindow codes old no longer redeems.
+func TestCodesPerMinuteAreLimitedWhereTheyAreIssued(t *testing.T) {
+	eachEngine(t, func(t *testing.T, cfg Config) {
+		d := MustOpen(t, cfg)
+		u := signUp(t, d, "busy@example.com")
+		d.GrantApplication(ctx, u.ID, "wiki", []string{"openid"}, time.Now())
+		now := time.Now()
+		first := issueCode(t, d, u, "s", now.UnixMilli(), now)
+		for range MaxCodesPerMinute - 1 {
+			issueCode(t, d, u, "s", now.UnixMilli(), now)
+		}
+		if _, err := d.IssueCode(ctx, u.Handle, "s", now.UnixMilli(), now.Add(30*time.Second)); !errors.Is(err, ErrTooManyCodes) {
+			t.Fatalf("code %d within a minute: %v, want ErrTooManyCodes", MaxCodesPerMinute+1, err)
+		}
+		for range MaxCodesPerMinute {
+			issueCode(t, d, u, "s", now.UnixMilli(), now.Add(61*time.Second))
+		}
+		if _, err := d.RedeemCode(ctx, first, now.Add(62*time.Second)); err != nil {
+			t.Errorf("the first of %d codes: %v", 2*MaxCodesPerMinute, err)
+		}
+		late := now.Add(3 * time.Minute)
+		issueCode(t, d, u, "s", now.UnixMilli(), late)
+		issueCode(t, d, u, "s", now.UnixMilli(), late)
+		second := first
+		second.Seq++
+		if _, err := d.RedeemCode(ctx, second, late); !errors.Is(err, ErrCodeUsed) {
+			t.Errorf("a code %d codes older than the newest: %v, want ErrCodeUsed", codeWindow, err)
+		}
+	})
+}
+
+// TestApplicationRefreshTokensRotate: an application's refresh token moves
+// to the next generation on every use; the one just replaced works again
+// within the grace period (two requests at once); after it, a replay ends
+// every refresh token of that application for the person (not another
+// application's); an unused one ends after its idle expiry; and the
+// Latchkey session signing out ends them.
+func TestApplicationRefreshTokensRotate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, cfg Config) {
+		d := MustOpen(t, cfg)
+		u := signUp(t, d, "rotate@example.com")
+		now := time.Now()
+		wiki, _ := d.GrantApplication(ctx, u.ID, "wiki", []string{"openid", "offline_access"}, now)
+		chat, _ := d.GrantApplication(ctx, u.ID, "chat", []string{"openid", "offline_access"}, now)
+		redeem := func(client, sid string, at time.Time) AppSession {
+			t.Helper()
+			c := issueCode(t, d, u, sid, now.UnixMilli(), at)
+			c.Client, c.Refresh, c.RefreshExpires = client, true, at.Add(time.Hour).UnixMilli()
+			r, err := d.RedeemCode(ctx, c, at)
+			if err != nil || r.Session.Gen != 0 || r.Session.ID == "" {
+				t.Fatalf("redeem: %+v %v", r.Session, err)
+			}
+			return r.Session
+		}
+		rotate := func(s AppSession, g Grant, gen int64, at time.Time) (AppSession, error) {
+			_, next, _, err := d.RotateAppRefresh(ctx, AppRefresh{Handle: u.Handle, Client: s.Client, ID: s.ID, Gen: gen,
+				GrantedAt: g.GrantedAt, Expires: at.Add(time.Hour).UnixMilli()}, at)
+			return next, err
+		}
+		w := redeem("wiki", "s1", now)
+		other := redeem("wiki", "s1", now)
+		c := redeem("chat", "s1", now)
+		next, err := rotate(w, wiki, 0, now)
+		if err != nil || next.Gen != 1 {
+			t.Fatalf("first rotation: %+v %v", next, err)
+		}
+		if again, err := rotate(w, wiki, 0, now.Add(5*time.Second)); err != nil || again.Gen != 1 {
+			t.Errorf("the replaced token within the grace period: %+v %v, want generation 1 again", again, err)
+		}
+		if _, err := rotate(w, wiki, 0, now.Add(20*time.Second)); err == nil {
+			t.Fatal("a rotated-out token 20 s later was accepted")
+		} else if r, ok := errors.AsType[*ErrAppRefreshReplayed](err); !ok || len(r.Ended.Sessions) != 2 {
+			t.Fatalf("replay: %v, want both wiki sessions ended", err)
+		}
+		if _, err := rotate(next, wiki, 1, now.Add(21*time.Second)); !errors.Is(err, ErrSessionEnded) {
+			t.Errorf("the current token after a replay: %v, want ErrSessionEnded", err)
+		}
+		if _, err := rotate(other, wiki, 0, now.Add(21*time.Second)); !errors.Is(err, ErrSessionEnded) {
+			t.Errorf("the application's other session after a replay: %v, want ErrSessionEnded", err)
+		}
+		if _, err := rotate(c, chat, 0, now.Add(21*time.Second)); err != nil {
+			t.Errorf("another application after a replay: %v", err)
+		}
+
+		// Idle expiry.
+		idle := redeem("wiki", "s1", now.Add(time.Minute))
+		if _, err := rotate(idle, wiki, 0, now.Add(time.Minute+2*time.Hour)); !errors.Is(err, ErrSessionEnded) {
+			t.Errorf("after its idle expiry: %v, want ErrSessionEnded", err)
+		}
+
+		// The Latchkey session signing out ends its applications' tokens,
+		// and says which.
+		s2 := redeem("wiki", "s2", now.Add(2*time.Minute))
+		_, ended, err := d.EndSession(ctx, u.Handle, "s2", now.Add(time.Hour).UnixMilli(), now.Add(2*time.Minute))
+		if err != nil || len(ended.Sessions) != 1 || ended.Sessions[0].ID != s2.ID || ended.Grants != nil {
+			t.Fatalf("sign-out ended %+v %v", ended, err)
+		}
+		if _, err := rotate(s2, wiki, 0, now.Add(3*time.Minute)); !errors.Is(err, ErrSessionEnded) {
+			t.Errorf("after its session signed out: %v, want ErrSessionEnded", err)
+		}
+		// So does revoking the grant.
+		s3 := redeem("chat", "s3", now.Add(4*time.Minute))
+		if _, ended, _ := d.RevokeGrant(ctx, u.ID, "chat"); len(ended.Grants) != 1 || len(ended.Sessions) != 2 {
+			t.Errorf("revoking ended %+v", ended)
+		}
+		if _, err := rotate(s3, chat, 0, now.Add(5*time.Minute)); !errors.Is(err, ErrSessionEnded) {
+			t.Errorf("after revoking the grant: %v, want ErrSessionEnded", err)
 		}
 	})
 }
@@ -1164,10 +1331,10 @@ func TestGrants(t *testing.T) {
 		if len(got.Grants) != 2 {
 			t.Fatalf("grants %+v", got.Grants)
 		}
-		if revoked, err := d.RevokeGrant(ctx, u.ID, "wiki"); !revoked || err != nil {
+		if revoked, _, err := d.RevokeGrant(ctx, u.ID, "wiki"); !revoked || err != nil {
 			t.Fatalf("revoke: %v %v", revoked, err)
 		}
-		if revoked, _ := d.RevokeGrant(ctx, u.ID, "wiki"); revoked {
+		if revoked, _, _ := d.RevokeGrant(ctx, u.ID, "wiki"); revoked {
 			t.Error("revoked twice")
 		}
 		got, _ = d.UserByHandle(ctx, u.Handle)

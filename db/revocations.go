@@ -42,36 +42,39 @@ type RevokedSession struct {
 // anyway. Entries that have run out are dropped; if the list would still
 // exceed MaxRevokedSessions, all the user's sessions are ended instead,
 // and endedAll is that stamp (as from EndAllSessions); otherwise it is
-// zero. The row is locked while it is read and written, so two sessions
-// signing out at once are both recorded.
-func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires int64, now time.Time) (endedAll time.Time, err error) {
+// zero. The applications the session signed in end with it (their
+// refresh tokens too); ended says which, to tell them. The row is locked
+// while it is read and written, so two sessions signing out at once are
+// both recorded.
+func (d *DB) EndSession(ctx context.Context, handle []byte, sid string, expires int64, now time.Time) (endedAll time.Time, ended Ended, err error) {
 	ctx, done := d.op(ctx, "EndSession")
 	defer done()
 	err = d.inTx(ctx, func(tx *tx) error {
 		endedAll = time.Time{}
-		ended, err := tx.endSession(handle, sid, expires, now)
-		if ended != 0 {
-			endedAll = time.UnixMilli(ended)
+		all, e, err := tx.endSession(handle, sid, expires, now)
+		if all != 0 {
+			endedAll = time.UnixMilli(all)
 		}
+		ended = e
 		return err
 	})
-	return endedAll, d.fail("end session", err)
+	return endedAll, ended, d.fail("end session", err)
 }
 
 // endSession is EndSession inside a transaction; it returns the stamp
 // when every session had to end, else 0.
-func (t *tx) endSession(handle []byte, sid string, expires int64, now time.Time) (int64, error) {
+func (t *tx) endSession(handle []byte, sid string, expires int64, now time.Time) (int64, Ended, error) {
 	if err := t.lockRevocations(); err != nil {
-		return 0, err
+		return 0, Ended{}, err
 	}
-	var revoked, refreshing string
-	err := t.row(`SELECT revoked_sessions, refresh_sessions FROM users WHERE handle = $1 AND deleted_at IS NULL FOR UPDATE`,
-		handle).Scan(&revoked, &refreshing)
+	var revoked, refreshing, grants, apps string
+	err := t.row(`SELECT revoked_sessions, refresh_sessions, oidc_grants, oidc_sessions FROM users
+		WHERE handle = $1 AND deleted_at IS NULL FOR UPDATE`, handle).Scan(&revoked, &refreshing, &grants, &apps)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil // the account is gone, and with it every session
+		return 0, Ended{}, nil // the account is gone, and with it every session
 	}
 	if err != nil {
-		return 0, err
+		return 0, Ended{}, err
 	}
 	nowMs := now.UnixMilli()
 	kept := make([]RevokedSession, 0, MaxRevokedSessions)
@@ -85,39 +88,53 @@ func (t *tx) endSession(handle []byte, sid string, expires int64, now time.Time)
 		var stamp int64
 		err := t.row(`UPDATE users SET `+revokeAll("$1")+` WHERE handle = $2 RETURNING tokens_valid_after`,
 			nowMs, handle).Scan(&stamp)
-		return stamp, err
+		return stamp, endedOfAccount(grants, apps, nowMs), err
 	}
 	others := removeSession(parseRefreshSessions(refreshing), sid)
-	_, err = t.exec(`UPDATE users SET revoked_sessions = $1, refresh_sessions = $2, revoked_at = $3,
-		revocation_seq = `+nextRevocation+` WHERE handle = $4`,
-		formatRevokedSessions(kept), formatRefreshSessions(others), nowMs, handle)
-	return 0, err
+	var ended Ended
+	var keptApps []AppSession
+	for _, s := range parseAppSessions(apps) {
+		switch {
+		case s.SID == sid && s.Expires > nowMs:
+			ended.Sessions = append(ended.Sessions, s)
+		case s.SID != sid:
+			keptApps = append(keptApps, s)
+		}
+	}
+	_, err = t.exec(`UPDATE users SET revoked_sessions = $1, refresh_sessions = $2, oidc_sessions = $3, revoked_at = $4,
+		revocation_seq = `+nextRevocation+` WHERE handle = $5`,
+		formatRevokedSessions(kept), formatRefreshSessions(others), formatAppSessions(keptApps), nowMs, handle)
+	return 0, ended, err
 }
 
 // EndAllSessions voids, at now, every token the user holds anywhere and
 // returns the stamp: tokens issued at or before it stop working. The stamp
 // is no earlier than any token issued so far (see revokeAll), so sign-ins
 // and refreshes that committed first are void, and those that come second
-// see it and issue newer tokens.
-func (d *DB) EndAllSessions(ctx context.Context, handle []byte, now time.Time) (time.Time, error) {
+// see it and issue newer tokens. The applications' sessions end too;
+// ended says which, to tell them.
+func (d *DB) EndAllSessions(ctx context.Context, handle []byte, now time.Time) (time.Time, Ended, error) {
 	ctx, done := d.op(ctx, "EndAllSessions")
 	defer done()
 	stamp := now.UnixMilli()
+	var ended Ended
 	err := d.inTx(ctx, func(tx *tx) error {
 		if err := tx.lockRevocations(); err != nil {
 			return err
 		}
+		var grants, apps string
 		err := tx.row(`UPDATE users SET `+revokeAll("$1")+` WHERE handle = $2 AND deleted_at IS NULL
-			RETURNING tokens_valid_after`, now.UnixMilli(), handle).Scan(&stamp)
+			RETURNING tokens_valid_after, oidc_grants, oidc_sessions`, now.UnixMilli(), handle).Scan(&stamp, &grants, &apps)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // the account is gone, and with it every session
 		}
+		ended = endedOfAccount(grants, apps, now.UnixMilli())
 		return err
 	})
 	if err != nil {
-		return time.Time{}, d.fail("end all sessions", err)
+		return time.Time{}, Ended{}, d.fail("end all sessions", err)
 	}
-	return time.UnixMilli(stamp), nil
+	return time.UnixMilli(stamp), ended, nil
 }
 
 // Refresh is a refresh token presented for rotation.
@@ -137,11 +154,21 @@ var (
 	// ErrSessionEnded: the session was signed out, or every session was.
 	ErrSessionEnded = errs.E(errs.Unauthorized, "error.signed_out_again")
 	// ErrRefreshReplayed: an older generation of the session's refresh
-	// token was presented, so the session was ended everywhere.
+	// token was presented, so the session was ended everywhere (the error
+	// is a *RefreshReplayError, which says what else ended).
 	ErrRefreshReplayed = errs.E(errs.Unauthorized, "error.refresh_replayed")
 	// ErrSessionForgotten: the session fell out of the bounded list.
 	ErrSessionForgotten = errs.E(errs.Unauthorized, "error.session_forgotten")
 )
+
+// RefreshReplayError is ErrRefreshReplayed, with the applications the
+// ended session had signed in.
+type RefreshReplayError struct{ Ended Ended }
+
+func (e *RefreshReplayError) Error() string { return ErrRefreshReplayed.Error() }
+
+// Unwrap makes errors.Is(err, ErrRefreshReplayed) hold.
+func (e *RefreshReplayError) Unwrap() error { return ErrRefreshReplayed }
 
 // RotateRefresh checks a refresh token against the user's row and moves
 // its session to the next generation, at now. It returns the live account,
@@ -231,9 +258,11 @@ func (d *DB) RotateRefresh(ctx context.Context, r Refresh, now time.Time) (*User
 	if replay {
 		// The replay ends the session, in a transaction of its own (a
 		// revocation takes its locks in a fixed order, the row last).
-		if _, err := d.EndSession(context.WithoutCancel(ctx), r.Handle, r.SID, r.Expires, now); err != nil {
+		_, ended, err := d.EndSession(context.WithoutCancel(ctx), r.Handle, r.SID, r.Expires, now)
+		if err != nil {
 			return nil, 0, time.Time{}, err
 		}
+		return nil, 0, time.Time{}, &RefreshReplayError{Ended: ended}
 	}
 	if err != nil {
 		return nil, 0, time.Time{}, d.fail("rotate refresh", err)

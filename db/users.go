@@ -390,13 +390,14 @@ func (d *DB) CancelRecovery(ctx context.Context, userID int64) (cancelled bool, 
 // SetDisabled disables (or enables again) the account handle, at now.
 // Disabling voids every token and link of the account and any pending
 // recovery, like a revocation that every instance catches up on; it
-// returns the stamp. changed is false when the account already was so.
-func (d *DB) SetDisabled(ctx context.Context, handle []byte, disabled bool, now time.Time) (stamp time.Time, changed bool, err error) {
+// returns the stamp, and the applications' sessions it ended. changed is
+// false when the account already was so.
+func (d *DB) SetDisabled(ctx context.Context, handle []byte, disabled bool, now time.Time) (stamp time.Time, ended Ended, changed bool, err error) {
 	ctx, done := d.op(ctx, "SetDisabled")
 	defer done()
 	var ms int64
 	err = d.inTx(ctx, func(tx *tx) error {
-		changed = false
+		changed, ended = false, Ended{}
 		var was bool
 		err := tx.row(`SELECT disabled_at IS NOT NULL FROM users WHERE handle = $1 AND deleted_at IS NULL`, handle).Scan(&was)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -413,15 +414,18 @@ func (d *DB) SetDisabled(ctx context.Context, handle []byte, disabled bool, now 
 		if err := tx.lockRevocations(); err != nil {
 			return err
 		}
-		return tx.row(`UPDATE users SET disabled_at = $1, `+revokeAll("$1")+`,
+		var grants, apps string
+		err = tx.row(`UPDATE users SET disabled_at = $1, `+revokeAll("$1")+`,
 				link_used_at = GREATEST(link_used_at, $2), recovery_due_at = 0
-			WHERE handle = $3 AND deleted_at IS NULL RETURNING tokens_valid_after`,
-			now.UnixMilli(), now.UnixMicro(), handle).Scan(&ms)
+			WHERE handle = $3 AND deleted_at IS NULL RETURNING tokens_valid_after, oidc_grants, oidc_sessions`,
+			now.UnixMilli(), now.UnixMicro(), handle).Scan(&ms, &grants, &apps)
+		ended = endedOfAccount(grants, apps, now.UnixMilli())
+		return err
 	})
 	if err != nil {
-		return time.Time{}, false, d.fail("set disabled", err)
+		return time.Time{}, Ended{}, false, d.fail("set disabled", err)
 	}
-	return time.UnixMilli(ms), changed, nil
+	return time.UnixMilli(ms), ended, changed, nil
 }
 
 // ErrEmailTaken is returned when an account already uses the address.
@@ -433,15 +437,17 @@ var ErrEmailTaken = errs.E(errs.Conflict, "error.email_taken")
 // older links (sign-in links to the old address die anyway: they name
 // it). It also voids every token (see revokeAll), in one statement, so
 // there is never an account without an email nor two accounts with one.
-// It returns the account and the revocation stamp; the session that made
-// the change continues with tokens issued a millisecond after the stamp
-// (recorded as issued, so a later revocation voids them too).
-func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now time.Time) (*User, time.Time, error) {
+// It returns the account, the revocation stamp and the applications'
+// sessions it ended; the session that made the change continues with
+// tokens issued a millisecond after the stamp (recorded as issued, so a
+// later revocation voids them too).
+func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now time.Time) (*User, time.Time, Ended, error) {
 	ctx, done := d.op(ctx, "ChangeEmail")
 	defer done()
 	var (
 		u     *User
 		stamp int64
+		ended Ended
 	)
 	err := d.inTx(ctx, func(tx *tx) error {
 		if err := tx.lockEmails(oldEmail, newEmail); err != nil {
@@ -455,11 +461,14 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 		// the account ever used, whatever another instance's clock said
 		// when it issued them.
 		used := max(issuedAt, now.UnixMicro())
-		var err error
+		var (
+			err  error
+			apps string
+		)
 		u, err = scanUser(tx.row(`UPDATE users SET email = $1, link_used_at = $6, `+revokeAll("$2")+`,
 				issued_high = GREATEST($2, users.issued_high, users.tokens_valid_after) + 1
 			WHERE handle = $3 AND email = $4 AND deleted_at IS NULL AND link_used_at < $5
-			RETURNING `+userColumns, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt, used))
+			RETURNING `+userColumns+`, oidc_sessions`, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt, used), &apps)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return errLinkGone
@@ -469,6 +478,8 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 			return err
 		}
 		stamp = u.TokensValidAfter
+		ended = endedOfAccount("", apps, now.UnixMilli())
+		ended.Grants = u.Grants
 		// A tombstone remembers that the old address was given up (see
 		// released_email): an older sign-up link to it stays void. Its
 		// random handle is never any account's.
@@ -477,9 +488,9 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 		return err
 	})
 	if err != nil {
-		return nil, time.Time{}, d.fail("change email", err)
+		return nil, time.Time{}, Ended{}, d.fail("change email", err)
 	}
-	return u, time.UnixMilli(stamp), nil
+	return u, time.UnixMilli(stamp), ended, nil
 }
 
 // CheckEmailChange reports, without consuming anything, whether an
@@ -511,11 +522,15 @@ var errAccountGone = errs.E(errs.NotFound, "error.account_gone")
 // whose "tokens valid after" stamp voids every token of the account, here
 // and, through the revocation catch-up, on every instance. The tombstone
 // is purged once no token of the account, and no sign-up link issued
-// before, can still be valid. It returns the stamp.
-func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) (time.Time, error) {
+// before, can still be valid. It returns the stamp, and the applications'
+// sessions that ended.
+func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) (time.Time, Ended, error) {
 	ctx, done := d.op(ctx, "DeleteUser")
 	defer done()
-	var stamp int64
+	var (
+		stamp int64
+		ended Ended
+	)
 	err := d.inTx(ctx, func(tx *tx) error {
 		var email string
 		err := tx.row(`SELECT email FROM users WHERE handle = $1 AND deleted_at IS NULL`, handle).Scan(&email)
@@ -535,10 +550,12 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) (time
 		// meanwhile), then its passkeys. The tombstone keeps the address,
 		// released no earlier than any link the account used (another
 		// instance's clock may be ahead of ours).
+		var grants, apps string
 		err = tx.row(`UPDATE users SET email = NULL, deleted_at = $1, `+revokeAll("$1")+`,
 				link_used_at = GREATEST(link_used_at, $3), released_email = email, released_at = GREATEST(link_used_at, $3)
-			WHERE handle = $2 AND deleted_at IS NULL AND email = $4 RETURNING tokens_valid_after`,
-			now.UnixMilli(), handle, now.UnixMicro(), email).Scan(&stamp)
+			WHERE handle = $2 AND deleted_at IS NULL AND email = $4 RETURNING tokens_valid_after, oidc_grants, oidc_sessions`,
+			now.UnixMilli(), handle, now.UnixMicro(), email).Scan(&stamp, &grants, &apps)
+		ended = endedOfAccount(grants, apps, now.UnixMilli())
 		if errors.Is(err, sql.ErrNoRows) {
 			// Deleted, or moved to another address, since it was read.
 			return errs.E(errs.Conflict, "error.account_changed")
@@ -550,10 +567,10 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) (time
 		return err
 	})
 	if err != nil {
-		return time.Time{}, d.fail("delete user", err)
+		return time.Time{}, Ended{}, d.fail("delete user", err)
 	}
 	d.signIns.forgetOwner(handle)
-	return time.UnixMilli(stamp), nil
+	return time.UnixMilli(stamp), ended, nil
 }
 
 // ErrNoPasskeyForPasskeyOnly refuses turning email sign-in off for an

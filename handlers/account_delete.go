@@ -8,6 +8,8 @@ import (
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/views"
+
+	"github.com/latchkey/latchkey/events"
 )
 
 // deleteAccountPage says exactly what deleting the account removes, and
@@ -38,12 +40,13 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 			Error: "delete.mismatch",
 		}))
 	}
-	stamp, err := h.db.DeleteUser(c.Request().Context(), u.Handle, h.clock.Now())
+	stamp, ended, err := h.db.DeleteUser(c.Request().Context(), u.Handle, h.clock.Now())
 	if err != nil {
 		return err
 	}
 	h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
-	h.event(c, eventAccountDeleted, u.Handle)
+	h.oidc.Notify(u.Handle, ended)
+	h.event(c, events.AccountDeleted, u.Handle)
 	h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.deleted.subject", []string{"notice.deleted"})
 	h.clearSessionCookies(c)
 	t := h.t(c)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -59,7 +60,7 @@ func (h *Handler) requestEmailChange(c echo.Context) error {
 			return h.renderAccount(c, http.StatusServiceUnavailable, u, form, "")
 		}
 	}
-	h.event(c, eventEmailChangeStart, u.Handle)
+	h.event(c, events.EmailChangeStart, u.Handle)
 	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.change_sent", "Email", form.Email))
 }
 
@@ -107,13 +108,14 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, now, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now())
+	u, now, ended, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now())
 	if err != nil {
 		return err
 	}
 	sub := auth.Subject(u.Handle)
 	h.revocations.RevokeUser(sub, now.UnixMilli())
-	h.event(c, eventEmailChanged, u.Handle)
+	h.oidc.Notify(u.Handle, ended)
+	h.event(c, events.EmailChanged, u.Handle)
 	h.sendNotice(c, l.Next, h.tFor(c, u.Lang), "notice.email_changed.subject",
 		[]string{"notice.email_changed", "notice.email_changed.signed_out"}, "Email", maskEmail(u.Email))
 

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -36,11 +37,11 @@ func (h *Handler) setEmailSignIn(c echo.Context) error {
 	}
 	u.EmailSignIn = enable
 	if enable {
-		h.event(c, eventEmailSignInOn, u.Handle)
+		h.event(c, events.EmailSignInOn, u.Handle)
 		h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.email_signin_on.subject", []string{"notice.email_signin_on"})
 		return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.email_signin_on"))
 	}
-	h.event(c, eventEmailSignInOff, u.Handle)
+	h.event(c, events.EmailSignInOff, u.Handle)
 	h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.email_signin_off.subject", []string{"notice.email_signin_off"})
 	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.email_signin_off"))
 }

@@ -101,7 +101,12 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	if clients == nil {
 		clients = oidc.NoClients()
 	}
-	h.oidc = oidc.New(oidc.Config{Issuer: origin(cfg.BaseURL), AccessTTL: d.Tokens.AccessTTL(), MaxTTL: cfg.MaxTTL},
+	var locales []string
+	for _, l := range d.Catalog.Languages() {
+		locales = append(locales, l.Tag)
+	}
+	h.oidc = oidc.New(oidc.Config{Issuer: origin(cfg.BaseURL), AccessTTL: d.Tokens.AccessTTL(), IdleTTL: cfg.IdleTTL, MaxTTL: cfg.MaxTTL,
+		ClientFailures: cfg.SignInRate, Logger: d.Logger, Locales: locales},
 		clients, d.Keys, d.DB, d.Revocations, d.Clock, h)
 	return h, nil
 }

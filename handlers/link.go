@@ -11,6 +11,7 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -84,7 +85,7 @@ func (h *Handler) consumeLink(c echo.Context) (err error) {
 	method := "link"
 	defer func() {
 		if err != nil {
-			h.event(c, eventSignInFailed, l.Handle, slog.String("method", method), slog.String("reason", failureReason(err)))
+			h.event(c, events.SignInFailed, l.Handle, slog.String("method", method), slog.String("reason", failureReason(err)))
 		}
 	}()
 	ctx, now := c.Request().Context(), h.clock.Now()
@@ -116,11 +117,11 @@ func (h *Handler) consumeLink(c echo.Context) (err error) {
 	}
 	h.adoptLanguage(c, u.Lang)
 	if created {
-		h.event(c, eventSignUp, u.Handle, slog.Bool("invited", l.Kind == auth.LinkInvite))
+		h.event(c, events.SignUp, u.Handle, slog.Bool("invited", l.Kind == auth.LinkInvite))
 	}
-	h.event(c, eventSignIn, u.Handle, slog.String("method", method))
+	h.event(c, events.SignIn, u.Handle, slog.String("method", method))
 	if started {
-		h.event(c, eventRecoveryStarted, u.Handle, slog.Time("due", time.UnixMilli(u.RecoveryDue)))
+		h.event(c, events.RecoveryStarted, u.Handle, slog.Time("due", time.UnixMilli(u.RecoveryDue)))
 		h.recoveryStartedNotice(c, u)
 	}
 	// Signed in, this browser needs no link-request cookie any more; it

@@ -44,8 +44,20 @@ func (h *Handler) sendLater(to, subject string, html, text templ.Component) {
 	})
 }
 
-// Wait waits for emails being sent in the background.
-func (h *Handler) Wait() { h.background.Wait() }
+// logoutGrace is how long stopping waits for back-channel logouts still
+// being delivered before it gives them up.
+const logoutGrace = 3 * time.Second
+
+// Wait waits for emails being sent in the background, and a little for
+// back-channel logouts still being delivered (their retries end here:
+// an instance that stops stops retrying).
+func (h *Handler) Wait() {
+	ctx, cancel := context.WithTimeout(context.Background(), logoutGrace)
+	defer cancel()
+	h.oidc.WaitForLogouts(ctx)
+	h.oidc.Close()
+	h.background.Wait()
+}
 
 // renderString renders comp through a pooled buffer: the only allocation
 // left is the string itself, at its exact size.

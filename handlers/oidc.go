@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -10,16 +11,41 @@ import (
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/views"
 )
 
 // The Handler is the OpenID Connect provider's web layer (oidc.Web).
 
-// Session returns the request's verified session, or nil.
-func (h *Handler) Session(c echo.Context) *auth.Claims { return sessionOf(c) }
+// LiveSession returns the request's session and account, checked against
+// the account's row (see currentUser); nil, nil when nobody is signed in
+// or the session has ended.
+func (h *Handler) LiveSession(c echo.Context) (*auth.Claims, *db.User, error) {
+	if sessionOf(c) == nil {
+		return nil, nil, nil
+	}
+	u, err := h.currentUser(c)
+	if _, signedOut := errors.AsType[*signedOutError](err); signedOut || errors.Is(err, db.ErrAccountDisabled) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return sessionOf(c), u, nil
+}
 
-// CurrentUser returns the signed-in account.
-func (h *Handler) CurrentUser(c echo.Context) (*db.User, error) { return h.currentUser(c) }
+// CheckCrossOrigin refuses a request from another site (403), as every
+// form of the site is checked.
+func (h *Handler) CheckCrossOrigin(c echo.Context) error {
+	if err := h.crossOrigin.Check(c.Request()); err != nil {
+		return errs.E(errs.Forbidden, "error.cross_origin")
+	}
+	return nil
+}
+
+// ForgetSession clears this browser's cookies.
+func (h *Handler) ForgetSession(c echo.Context) { h.clearSessionCookies(c) }
 
 // Page describes a page about to be rendered (title is a message id).
 func (h *Handler) Page(c echo.Context, title string, kv ...any) views.Page {
@@ -32,8 +58,13 @@ func (h *Handler) Render(c echo.Context, status int, page templ.Component) error
 }
 
 // Event logs a security event.
-func (h *Handler) Event(c echo.Context, name string, handle []byte, attrs ...slog.Attr) {
+func (h *Handler) Event(c echo.Context, name events.Name, handle []byte, attrs ...slog.Attr) {
 	h.event(c, name, handle, attrs...)
+}
+
+// EventAt logs a security event at a level.
+func (h *Handler) EventAt(c echo.Context, level slog.Level, name events.Name, handle []byte, attrs ...slog.Attr) {
+	h.eventAt(c, level, name, handle, attrs...)
 }
 
 // EndSession signs this browser out: its session is recorded as ended in
@@ -46,12 +77,13 @@ func (h *Handler) EndSession(c echo.Context) error {
 		// No refresh token of this session outlives both its absolute
 		// limit and an idle period from now.
 		expires := h.sessionExpiry(timeUnix(s.AuthTime), now).UnixMilli()
-		endedAll, err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, now)
+		endedAll, ended, err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, now)
 		if err != nil {
 			return err
 		}
 		h.revocations.RevokeSession(s.Subject, s.SID)
-		h.event(c, eventSignOut, s.Handle(), slog.String("session", s.SID))
+		h.oidc.Notify(s.Handle(), ended)
+		h.event(c, events.SignOut, s.Handle(), slog.String("session", s.SID))
 		if !endedAll.IsZero() {
 			// Too many signed-out sessions to list: every session ended,
 			// here at once as on other instances within a second.
@@ -71,12 +103,13 @@ func (h *Handler) revokeApplication(c echo.Context) error {
 		return err
 	}
 	client := c.Param("client")
-	revoked, err := h.db.RevokeGrant(c.Request().Context(), u.ID, client)
+	revoked, ended, err := h.db.RevokeGrant(c.Request().Context(), u.ID, client)
 	if err != nil {
 		return err
 	}
 	if revoked {
-		h.event(c, "application_revoked", u.Handle, slog.String("client", client))
+		h.event(c, events.ApplicationRevoked, u.Handle, slog.String("app", client))
+		h.oidc.Notify(u.Handle, ended)
 	}
 	return c.Redirect(http.StatusSeeOther, "/account")
 }

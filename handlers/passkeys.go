@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/views"
 )
@@ -70,7 +71,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 	var owner []byte
 	defer func() {
 		if err != nil {
-			h.event(c, eventSignInFailed, owner, slog.String("method", "passkey"), slog.String("reason", failureReason(err)))
+			h.event(c, events.SignInFailed, owner, slog.String("method", "passkey"), slog.String("reason", failureReason(err)))
 		}
 	}()
 	body, err := readJSON(c)
@@ -129,13 +130,13 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 	if signIn.flagsChanged {
 		// Accepted and recorded (see Passkeys.FinishAssertion), and worth
 		// knowing about.
-		h.warnEvent(c, eventPasskeyFlags, owner, credential,
+		h.warnEvent(c, events.PasskeyFlags, owner, credential,
 			slog.Bool("backup_eligible", parsed.Response.AuthenticatorData.Flags.HasBackupEligible()),
 			slog.Bool("backed_up", parsed.Response.AuthenticatorData.Flags.HasBackupState()))
 	}
-	h.event(c, eventSignIn, owner, slog.String("method", "passkey"), slog.String("purpose", cer.Kind.String()), credential)
+	h.event(c, events.SignIn, owner, slog.String("method", "passkey"), slog.String("purpose", cer.Kind.String()), credential)
 	if signIn.cancelledRecovery {
-		h.event(c, eventRecoveryCancelled, owner, slog.String("by", "passkey sign-in"))
+		h.event(c, events.RecoveryCancelled, owner, slog.String("by", "passkey sign-in"))
 		h.recoveryCancelledNotice(c, owner, "notice.recovery_cancelled.by_passkey")
 	}
 	return c.JSON(http.StatusOK, redirectBody{Redirect: nextOr(cer.Next, "/account")})
@@ -308,10 +309,10 @@ func (h *Handler) finishPasskeyRegistration(c echo.Context) error {
 		return err
 	}
 	h.passkeyAddedNotice(c, u, cred)
-	h.event(c, eventPasskeyAdded, u.Handle, slog.String("name", cred.Name),
+	h.event(c, events.PasskeyAdded, u.Handle, slog.String("name", cred.Name),
 		slog.String("credential", base64.RawURLEncoding.EncodeToString(cred.CredentialID)))
 	if endedRecovery {
-		h.event(c, eventRecoveryCompleted, u.Handle)
+		h.event(c, events.RecoveryCompleted, u.Handle)
 	}
 	return c.JSON(http.StatusOK, redirectBody{Redirect: "/account"})
 }
@@ -360,7 +361,7 @@ func (h *Handler) renamePasskey(c echo.Context) error {
 	if err := h.db.RenameCredential(c.Request().Context(), u.ID, id, name); err != nil {
 		return err
 	}
-	h.event(c, eventPasskeyRenamed, u.Handle, slog.Int64("passkey", id), slog.String("name", name))
+	h.event(c, events.PasskeyRenamed, u.Handle, slog.Int64("passkey", id), slog.String("name", name))
 	return c.Redirect(http.StatusSeeOther, "/account")
 }
 
@@ -383,7 +384,7 @@ func (h *Handler) deletePasskey(c echo.Context) error {
 		return err
 	}
 	h.passkeyRemovedNotice(c, u, removed)
-	h.event(c, eventPasskeyRemoved, u.Handle, slog.String("name", removed.Name),
+	h.event(c, events.PasskeyRemoved, u.Handle, slog.String("name", removed.Name),
 		slog.String("credential", base64.RawURLEncoding.EncodeToString(removed.CredentialID)))
 	return c.Redirect(http.StatusSeeOther, "/account")
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/views"
+
+	"github.com/latchkey/latchkey/events"
 )
 
 // cancelRecovery ends the signed-in account's pending recovery. It needs
@@ -23,7 +25,7 @@ func (h *Handler) cancelRecovery(c echo.Context) error {
 		return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.no_recovery"))
 	}
 	u.RecoveryDue = 0
-	h.event(c, eventRecoveryCancelled, u.Handle)
+	h.event(c, events.RecoveryCancelled, u.Handle)
 	h.recoveryCancelledNotice(c, u.Handle, "notice.recovery_cancelled.by_owner")
 	return h.renderAccount(c, http.StatusOK, u, views.EmailChangeForm{}, h.t(c).S("account.notice.recovery_cancelled"))
 }

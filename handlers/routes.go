@@ -70,14 +70,20 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/language", h.setLanguage, page...)
 
 	// OpenID Connect. The browser's side (authorize, consent, logout)
-	// behaves as every page; the token and userinfo endpoints are called
-	// by applications, with their own credentials and no cookies, so they
-	// take no cross-origin check and allow CORS for registered origins.
+	// behaves as every page, except that an authorization request may be
+	// a form posted from the application's site (OpenID Connect Core
+	// 3.1.2.1): POST /oauth2/authorize checks the origin itself, for the
+	// consent page's answer only. The token and userinfo endpoints are
+	// called by applications, with their own credentials and no cookies,
+	// so they take no cross-origin check and allow CORS for registered
+	// origins; the token endpoint limits failed client authentications
+	// per client, never requests per address (one application server
+	// speaks for all its users).
 	e.GET("/oauth2/authorize", h.oidc.Authorize, page...)
-	e.POST("/oauth2/authorize", h.oidc.Consent, page...)
+	e.POST("/oauth2/authorize", h.oidc.AuthorizePost, noStore, limitBody, h.loadSession, h.recoverPanics)
 	e.Match([]string{http.MethodGet, http.MethodPost}, "/oauth2/logout", h.oidc.Logout, page...)
 	api := []echo.MiddlewareFunc{noStore, h.oidc.CORS, limitBody}
-	e.POST("/oauth2/token", h.oidc.Token, append(slices.Clone(api), h.limitClient)...)
+	e.POST("/oauth2/token", h.oidc.Token, api...)
 	e.Match([]string{http.MethodGet, http.MethodPost}, "/oauth2/userinfo", h.oidc.UserInfo, api...)
 	for _, path := range []string{"/oauth2/token", "/oauth2/userinfo", "/.well-known/openid-configuration", "/.well-known/jwks.json"} {
 		e.OPTIONS(path, preflightRefused, h.oidc.CORS) // CORS answers allowed origins first

@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 )
 
 const sessionContextKey = "latchkey.session"
@@ -118,10 +119,13 @@ func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	switch {
 	case errors.Is(err, db.ErrRefreshReplayed):
 		h.revocations.RevokeSession(rc.Subject, rc.SID)
-		h.warnEvent(c, eventRefreshReplayed, rc.Handle(), slog.String("session", rc.SID))
+		if replay, ok := errors.AsType[*db.RefreshReplayError](err); ok {
+			h.oidc.Notify(rc.Handle(), replay.Ended)
+		}
+		h.warnEvent(c, events.RefreshReplayed, rc.Handle(), slog.String("session", rc.SID))
 		return nil, auth.ErrTokenRevoked
 	case errs.Code(err) == errs.Unauthorized:
-		h.event(c, eventRefreshRefused, rc.Handle(), slog.String("reason", refusalReason(err)))
+		h.event(c, events.RefreshRefused, rc.Handle(), slog.String("reason", refusalReason(err)))
 		return nil, auth.ErrTokenRevoked
 	case err != nil:
 		return nil, err

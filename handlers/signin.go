@@ -12,12 +12,18 @@ import (
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
 	"github.com/latchkey/latchkey/i18n"
+	"github.com/latchkey/latchkey/mail"
 	"github.com/latchkey/latchkey/views"
 )
 
-// signInPage shows the email field and the passkey button.
+// signInPage shows the email field and the passkey button. An
+// application that sends the person here may say which address it
+// expects (login_hint): the field starts with it.
 func (h *Handler) signInPage(c echo.Context) error {
 	f := views.SignInForm{Next: safeNext(c.QueryParam("next"))}
+	if hint, err := mail.NormalizeAddress(c.QueryParam("login_hint")); err == nil {
+		f.Email = hint
+	}
 	return h.render(c, http.StatusOK, views.SignIn(h.page(c, "title.signin"), f))
 }
 
@@ -180,8 +186,10 @@ func (h *Handler) homePage(c echo.Context) error {
 }
 
 // currentUser returns the signed-in user's row. If the account no longer
-// exists (deleted in another browser) or was disabled, it signs this
-// browser out.
+// exists (deleted in another browser) or was disabled, or the row says
+// the session has ended (signed out, or older than the account's last
+// revocation: this instance's revocation set may not have caught up yet),
+// it signs this browser out.
 func (h *Handler) currentUser(c echo.Context) (*db.User, error) {
 	s := sessionOf(c)
 	if s == nil {
@@ -195,6 +203,10 @@ func (h *Handler) currentUser(c echo.Context) (*db.User, error) {
 	case err == nil && u.Disabled:
 		h.clearSessionCookies(c)
 		return nil, db.ErrAccountDisabled
+	case err == nil && (u.SessionRevoked(s.SID) || int64(s.IssuedAt) <= u.TokensValidAfter):
+		h.revocations.RevokeSession(s.Subject, s.SID)
+		h.clearSessionCookies(c)
+		return nil, &signedOutError{message: "error.signed_out_again"}
 	}
 	return u, err
 }

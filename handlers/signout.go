@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/events"
 )
 
 // signOut ends this browser's session: its cookies go, and its session id
@@ -22,12 +24,13 @@ func (h *Handler) signOut(c echo.Context) error {
 // within a poll.
 func (h *Handler) signOutEverywhere(c echo.Context) error {
 	s := sessionOf(c)
-	stamp, err := h.db.EndAllSessions(c.Request().Context(), s.Handle(), h.clock.Now())
+	stamp, ended, err := h.db.EndAllSessions(c.Request().Context(), s.Handle(), h.clock.Now())
 	if err != nil {
 		return err
 	}
 	h.revocations.RevokeUser(s.Subject, stamp.UnixMilli())
-	h.event(c, eventSignOutEverywhere, s.Handle())
+	h.oidc.Notify(s.Handle(), ended)
+	h.event(c, events.SignOutEverywhere, s.Handle())
 	h.clearSessionCookies(c)
 	return c.Redirect(http.StatusSeeOther, "/")
 }

@@ -1,7 +1,11 @@
 package oidc
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -10,22 +14,34 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/views"
 )
 
 // maxRequestLength bounds an authorization request's query: it travels,
-// whole, as the "next" of the sign-in page when the person must sign in.
-const maxRequestLength = 2000
+// whole and with a sealed resume value added, as the "next" of the
+// sign-in page when the person must sign in (at most 2048 characters).
+const maxRequestLength = 1900
 
-// afterParam carries, through a sign-in, the moment the person must have
-// signed in after (prompt=login). It only ever asks for more: a client that
-// sends it itself gains nothing.
-const afterParam = "lk_after"
+// maxResumedLength is the longest authorization address the sign-in page
+// can come back to (its "next").
+const maxResumedLength = 2048
+
+// resumeParam carries, through the sign-in detour, the moment the request
+// came (a sign-in after it satisfies prompt=login and max_age), sealed
+// and bound to the request's other parameters: nobody can set it, move it
+// to another request, or make it older.
+const resumeParam = "lk_resume"
+
+// resumeTTL is how long the sign-in detour may take (an emailed link
+// included) before the person must start it again.
+const resumeTTL = time.Hour
 
 // authRequest is an authorization request, checked.
 type authRequest struct {
@@ -36,9 +52,12 @@ type authRequest struct {
 	Nonce       string   `json:"n,omitempty"`
 	Challenge   string   `json:"p,omitempty"`
 	Prompt      []string `json:"-"`
-	MaxAge      int64    `json:"-"`           // -1: none
-	After       int64    `json:"-"`           // Unix s; 0: none
-	Handle      []byte   `json:"u,omitempty"` // the consenting account (consent form)
+	MaxAge      int64    `json:"-"` // -1: none
+	IDTokenHint string   `json:"-"`
+	// Handle and SID are the consenting account and session (consent
+	// form).
+	Handle []byte `json:"u,omitempty"`
+	SID    string `json:"i,omitempty"`
 }
 
 var (
@@ -52,7 +71,9 @@ func pageError(message string) error { return errs.E(errs.Invalid, message) }
 
 // parseAuthorize checks an authorization request. An error it returns is
 // a page error until the client and redirect URI are known, and an
-// *oauthError (to redirect back) after.
+// *oauthError (to redirect back) after. Parameters it does not act on
+// (display, claims, acr_values, ui_locales and login_hint, which the
+// pages use) are accepted.
 func (p *Provider) parseAuthorize(q url.Values) (*authRequest, *Client, error) {
 	for k, v := range q {
 		if len(v) > 1 {
@@ -65,7 +86,8 @@ func (p *Provider) parseAuthorize(q url.Values) (*authRequest, *Client, error) {
 	if !ok {
 		return nil, nil, pageError("error.oidc.unknown_client")
 	}
-	req := &authRequest{ClientID: client.ID, RedirectURI: q.Get("redirect_uri"), State: q.Get("state"), Nonce: q.Get("nonce"), MaxAge: -1}
+	req := &authRequest{ClientID: client.ID, RedirectURI: q.Get("redirect_uri"), State: q.Get("state"), Nonce: q.Get("nonce"),
+		MaxAge: -1, IDTokenHint: q.Get("id_token_hint")}
 	if !client.HasRedirectURI(req.RedirectURI) {
 		return nil, nil, pageError("error.oidc.redirect_uri")
 	}
@@ -126,61 +148,53 @@ func (p *Provider) parseAuthorize(q url.Values) (*authRequest, *Client, error) {
 		}
 		req.MaxAge = n
 	}
-	if s := q.Get(afterParam); s != "" {
-		req.After, _ = strconv.ParseInt(s, 10, 64)
-	}
 	return req, client, nil
 }
 
 // Authorize is GET /oauth2/authorize: the authorization code flow's front
-// door. It uses the person's Latchkey session (signing in first when there
-// is none, or when the client asks for a fresh sign-in), asks for consent
-// unless the client is trusted or was granted before, and sends the
-// browser back with a code.
+// door. It uses the person's Latchkey session, checked against their
+// account's row (signing in first when there is none, or when the client
+// asks for a sign-in after its request), asks for consent unless the
+// client is trusted or was granted before, and sends the browser back
+// with a code.
 func (p *Provider) Authorize(c echo.Context) error {
 	if len(c.Request().URL.RawQuery) > maxRequestLength {
 		return pageError("error.oidc.too_long")
 	}
 	q := c.QueryParams()
 	req, client, err := p.parseAuthorize(q)
-	if oe, ok := err.(*oauthError); ok {
+	if oe, ok := errors.AsType[*oauthError](err); ok {
 		return p.redirectError(c, req, oe)
 	}
 	if err != nil {
 		return err
 	}
 	now := p.clock.Now()
-	s := p.web.Session(c)
-	login := s == nil || (req.After > 0 && s.AuthTime < req.After) ||
-		(contains(req.Prompt, "login") && req.After == 0) ||
-		(req.MaxAge >= 0 && now.Unix()-s.AuthTime > req.MaxAge)
-	if login {
+	s, u, err := p.web.LiveSession(c)
+	if err != nil {
+		return err
+	}
+	if s == nil || p.needsSignIn(q, req, s, now) {
 		if contains(req.Prompt, "none") {
 			return p.redirectError(c, req, oauthErr(errLoginRequired, "the person must sign in"))
 		}
-		next := url.Values{}
-		for k, v := range q {
-			if k != "prompt" && k != afterParam {
-				next[k] = v
-			}
-		}
-		if contains(req.Prompt, "login") {
-			next.Set(afterParam, strconv.FormatInt(now.Unix(), 10))
-		} else if req.After > 0 {
-			next.Set(afterParam, strconv.FormatInt(req.After, 10))
-		}
-		return c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape("/oauth2/authorize?"+next.Encode()))
+		return p.toSignIn(c, q, now)
 	}
-	u, err := p.web.CurrentUser(c)
-	if err != nil {
-		return err
+	if contains(req.Prompt, "none") && req.IDTokenHint != "" {
+		var hint idClaims
+		if err := p.verify(req.IDTokenHint, typID, []string{"RS256", "EdDSA"}, &hint, jwt.WithoutClaimsValidation()); err != nil || hint.Issuer != p.cfg.Issuer {
+			return p.redirectError(c, req, oauthErr(errInvalidRequest, "id_token_hint is not an ID token this provider issued"))
+		}
+		if hint.Subject != s.Subject {
+			return p.redirectError(c, req, oauthErr(errLoginRequired, "another account is signed in than the one id_token_hint names"))
+		}
 	}
 	grant, granted := u.GrantTo(client.ID)
 	if !client.Trusted && (!granted || !grant.Covers(req.Scopes) || contains(req.Prompt, "consent")) {
 		if contains(req.Prompt, "none") {
 			return p.redirectError(c, req, oauthErr(errConsentRequired, "the person has not let this application sign them in"))
 		}
-		req.Handle = u.Handle
+		req.Handle, req.SID = u.Handle, s.SID
 		b, _ := json.Marshal(req)
 		return p.web.Render(c, http.StatusOK, views.Consent(p.web.Page(c, "title.consent", "Application", client.Name), views.ConsentView{
 			Application:  client.Name,
@@ -197,15 +211,112 @@ func (p *Provider) Authorize(c echo.Context) error {
 			return err
 		}
 	}
-	return p.sendCode(c, req, client, u, s)
+	return p.sendCode(c, req, client, u, s, q)
 }
 
-// Consent is POST /oauth2/authorize: the consent page's answer.
-func (p *Provider) Consent(c echo.Context) error {
-	if err := c.Request().ParseForm(); err != nil {
+// needsSignIn reports whether the session s is too old for the request:
+// prompt=login asks for a sign-in after the request, max_age for one
+// within that many seconds. Only the sealed resume value the sign-in
+// detour carries says when the request came; a sign-in at or after that
+// second satisfies both.
+func (p *Provider) needsSignIn(q url.Values, req *authRequest, s *auth.Claims, now time.Time) bool {
+	tooOld := req.MaxAge >= 0 && now.Unix()-s.AuthTime > req.MaxAge
+	if !contains(req.Prompt, "login") && !tooOld {
+		return false
+	}
+	after, ok := p.openResume(q, now)
+	return !ok || s.AuthTime < after
+}
+
+// toSignIn sends the browser to sign in, coming back to this request
+// with a sealed resume value (see resumeParam), and with the sign-in page
+// told the address the client expects (login_hint) and its language
+// (ui_locales).
+func (p *Provider) toSignIn(c echo.Context, q url.Values, now time.Time) error {
+	next := url.Values{}
+	for k, v := range q {
+		if k != resumeParam {
+			next[k] = v
+		}
+	}
+	next.Set(resumeParam, p.sealResume(next, now))
+	target := "/oauth2/authorize?" + next.Encode()
+	if len(target) > maxResumedLength {
+		return pageError("error.oidc.too_long")
+	}
+	signIn := url.Values{"next": {target}}
+	for _, k := range []string{"login_hint", "ui_locales"} {
+		if v := q.Get(k); v != "" && len(v) <= 254 {
+			signIn.Set(k, v)
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, "/signin?"+signIn.Encode())
+}
+
+// sealResume seals the second the request came, bound to its parameters.
+func (p *Provider) sealResume(params url.Values, now time.Time) string {
+	sum := requestHash(params)
+	b := binary.BigEndian.AppendUint64(nil, uint64(now.Unix()))
+	return p.keys.Seal(auth.PurposeOIDCResume, append(b, sum[:16]...), now.Add(resumeTTL))
+}
+
+// openResume returns the second the request in q came, from its resume
+// value, if that is one this provider sealed for these very parameters.
+func (p *Provider) openResume(q url.Values, now time.Time) (int64, bool) {
+	sealed := q.Get(resumeParam)
+	if sealed == "" {
+		return 0, false
+	}
+	b, err := p.keys.Open(auth.PurposeOIDCResume, sealed, now)
+	if err != nil || len(b) != 24 {
+		return 0, false
+	}
+	params := url.Values{}
+	for k, v := range q {
+		if k != resumeParam {
+			params[k] = v
+		}
+	}
+	sum := requestHash(params)
+	if subtle.ConstantTimeCompare(b[8:], sum[:16]) != 1 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b)), true
+}
+
+// requestHash is the SHA-256 of the parameters in their canonical form
+// (sorted by name, as url.Values encodes them).
+func requestHash(params url.Values) [32]byte { return sha256.Sum256([]byte(params.Encode())) }
+
+// AuthorizePost is POST /oauth2/authorize: either an authorization
+// request sent as a form, which OpenID Connect Core (3.1.2.1) allows, or
+// the consent page's answer. A relying party's form may come from its
+// own site: the request goes on as the same request by GET (whose
+// cookies a cross-site top-level navigation carries, SameSite=Lax). The
+// consent page's answer is a change, and must come from this site.
+func (p *Provider) AuthorizePost(c echo.Context) error {
+	r := c.Request()
+	if err := r.ParseForm(); err != nil {
 		return pageError("error.bad_form")
 	}
-	b, err := p.keys.Open(auth.PurposeOIDCConsent, c.Request().PostForm.Get("request"), p.clock.Now())
+	form := r.PostForm
+	if form.Has("client_id") || form.Has("response_type") {
+		query := form.Encode()
+		if len(query) > maxRequestLength {
+			return pageError("error.oidc.too_long")
+		}
+		return c.Redirect(http.StatusSeeOther, "/oauth2/authorize?"+query)
+	}
+	if err := p.web.CheckCrossOrigin(c); err != nil {
+		return err
+	}
+	return p.consent(c, form)
+}
+
+// consent is the consent page's answer.
+func (p *Provider) consent(c echo.Context, form url.Values) error {
+	now := p.clock.Now()
+	b, err := p.keys.Open(auth.PurposeOIDCConsent, form.Get("request"), now)
 	var req authRequest
 	if err != nil || json.Unmarshal(b, &req) != nil {
 		return errs.E(errs.Gone, "error.oidc.consent_expired")
@@ -215,29 +326,50 @@ func (p *Provider) Consent(c echo.Context) error {
 		return pageError("error.oidc.client_gone")
 	}
 	req.MaxAge = -1
-	u, err := p.web.CurrentUser(c)
+	s, u, err := p.web.LiveSession(c)
 	if err != nil {
 		return err
 	}
-	if string(u.Handle) != string(req.Handle) {
+	if s == nil {
+		return errs.E(errs.Unauthorized, "error.signed_out")
+	}
+	if string(u.Handle) != string(req.Handle) || s.SID != req.SID {
 		return errs.E(errs.Forbidden, "error.oidc.consent_other_account")
 	}
-	if c.Request().PostForm.Get("decision") != "allow" {
-		p.web.Event(c, "application_denied", u.Handle, slog.String("client", client.ID))
+	if form.Get("decision") != "allow" {
+		p.web.Event(c, events.ApplicationDenied, u.Handle, slog.String("app", client.ID))
 		return p.redirectError(c, &req, oauthErr(errAccessDenied, "the person did not let the application sign them in"))
 	}
-	if _, err := p.db.GrantApplication(c.Request().Context(), u.ID, client.ID, req.Scopes, p.clock.Now()); err != nil {
+	if _, err := p.db.GrantApplication(c.Request().Context(), u.ID, client.ID, req.Scopes, now); err != nil {
 		return err
 	}
-	p.web.Event(c, "application_granted", u.Handle, slog.String("client", client.ID), slog.String("scope", strings.Join(req.Scopes, " ")))
-	return p.sendCode(c, &req, client, u, p.web.Session(c))
+	p.web.Event(c, events.ApplicationGranted, u.Handle, slog.String("app", client.ID), slog.String("scope", strings.Join(req.Scopes, " ")))
+	return p.sendCode(c, &req, client, u, s, nil)
 }
 
-// sendCode sends the browser back to the client with a new code.
-func (p *Provider) sendCode(c echo.Context, req *authRequest, client *Client, u *db.User, s *auth.Claims) error {
-	code := sealCode(p.keys, &authCode{Handle: u.Handle, Client: client.ID, Redirect: req.RedirectURI, Challenge: req.Challenge,
-		Nonce: req.Nonce, Scopes: req.Scopes, AuthTime: s.AuthTime, AMR: s.AMR}, p.clock.Now())
-	p.web.Event(c, "application_signin", u.Handle, slog.String("client", client.ID))
+// sendCode sends the browser back to the client with a new code, which
+// the database numbers and orders with the account's revocations. A
+// session that ended meanwhile signs in again (q, the request, to come
+// back to; nil from the consent page, which then says so).
+func (p *Provider) sendCode(c echo.Context, req *authRequest, client *Client, u *db.User, s *auth.Claims, q url.Values) error {
+	now := p.clock.Now()
+	issued, err := p.db.IssueCode(c.Request().Context(), u.Handle, s.SID, int64(s.IssuedAt), now)
+	switch {
+	case errors.Is(err, db.ErrTooManyCodes):
+		return p.redirectError(c, req, oauthErr(errTemporarilyUnavailable,
+			"this account was sent to applications more than "+strconv.Itoa(db.MaxCodesPerMinute)+" times in a minute; try again in a minute"))
+	case errors.Is(err, db.ErrCodeSessionEnded):
+		p.web.ForgetSession(c)
+		if q == nil || contains(req.Prompt, "none") {
+			return p.redirectError(c, req, oauthErr(errLoginRequired, "the person's session ended"))
+		}
+		return p.toSignIn(c, q, now)
+	case err != nil:
+		return err
+	}
+	code := sealCode(p.keys, &authCode{Seq: issued.Seq, Issued: issued.IssuedAt, Handle: u.Handle, SID: s.SID, Client: client.ID,
+		Redirect: req.RedirectURI, Challenge: req.Challenge, Nonce: req.Nonce, Scopes: req.Scopes, AuthTime: s.AuthTime, AMR: s.AMR}, now)
+	p.web.Event(c, events.ApplicationSignIn, u.Handle, slog.String("app", client.ID))
 	return c.Redirect(http.StatusSeeOther, p.redirectTo(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}}))
 }
 

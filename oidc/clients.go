@@ -34,6 +34,12 @@ type Client struct {
 	Trusted bool `json:"trusted"`
 	// IDTokenAlg is the ID token's algorithm: RS256 (default) or EdDSA.
 	IDTokenAlg string `json:"id_token_signed_response_alg"`
+	// BackChannelLogoutURI receives logout tokens when a session that
+	// signed the person in to the application ends (OpenID Connect
+	// Back-Channel Logout 1.0); BackChannelLogoutSessionRequired asks
+	// for a session id (sid) in every one.
+	BackChannelLogoutURI             string `json:"backchannel_logout_uri"`
+	BackChannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
 
 	secret []byte // the SHA-256 of the secret
 }
@@ -108,6 +114,13 @@ func ParseClients(data []byte) (*Clients, error) {
 			if err := checkRedirectURI(u); err != nil {
 				return nil, fail("post_logout_redirect_uris", "%q: %v", u, err)
 			}
+		}
+		if c.BackChannelLogoutURI != "" {
+			if err := checkRedirectURI(c.BackChannelLogoutURI); err != nil {
+				return nil, fail("backchannel_logout_uri", "%q: %v", c.BackChannelLogoutURI, err)
+			}
+		} else if c.BackChannelLogoutSessionRequired {
+			return nil, fail("backchannel_logout_session_required", "needs a backchannel_logout_uri")
 		}
 		switch {
 		case c.Public && c.SecretHash != "":

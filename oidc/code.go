@@ -14,12 +14,15 @@ const codeTTL = time.Minute
 
 // authCode is an authorization code's contents: everything redeeming it
 // needs, sealed (readable and forgeable by nobody), so there is no code
-// table. It redeems once: its id is remembered on the user's row until it
-// expires (db.RedeemCode).
+// table. The database numbered it when it was issued (db.IssueCode), in
+// order with the account's revocations; it redeems once, by that number
+// (db.RedeemCode), and only while the session that authorized it is
+// still signed in.
 type authCode struct {
-	ID        string    `json:"i"`
-	Issued    int64     `json:"t"` // Unix ms
+	Seq       int64     `json:"q"`
+	Issued    int64     `json:"t"` // Unix ms, in database order
 	Handle    []byte    `json:"u"`
+	SID       string    `json:"i"` // the Latchkey session that authorized it
 	Client    string    `json:"c"`
 	Redirect  string    `json:"r"`
 	Challenge string    `json:"p,omitempty"` // PKCE S256 challenge
@@ -36,9 +39,8 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// sealCode seals a new code, issued now.
+// sealCode seals a code, valid for codeTTL from now.
 func sealCode(keys *auth.Keys, c *authCode, now time.Time) string {
-	c.ID, c.Issued = randomID(), now.UnixMilli()
 	b, _ := json.Marshal(c)
 	return keys.Seal(auth.PurposeOIDCCode, b, now.Add(codeTTL))
 }
@@ -53,7 +55,7 @@ func openCode(keys *auth.Keys, s string, now time.Time) (*authCode, error) {
 		return nil, oauthErr(errInvalidGrant, "The authorization code is not valid, or has expired.")
 	}
 	var c authCode
-	if err := json.Unmarshal(b, &c); err != nil || len(c.Handle) == 0 {
+	if err := json.Unmarshal(b, &c); err != nil || len(c.Handle) == 0 || c.Seq == 0 || c.SID == "" {
 		return nil, oauthErr(errInvalidGrant, "The authorization code is not valid.")
 	}
 	c.Expires = time.UnixMilli(c.Issued).Add(codeTTL)

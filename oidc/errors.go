@@ -35,6 +35,10 @@ const (
 	errRequestNotSupported     = "request_not_supported"
 	errRequestURINotSupported  = "request_uri_not_supported"
 	errInvalidToken            = "invalid_token"
+	// errSlowDown is RFC 8628's token-endpoint error for "too many
+	// requests" (registered for the token endpoint response): the answer
+	// to a client whose authentications failed too often.
+	errSlowDown = "slow_down"
 )
 
 // statusOf is the HTTP status of an error answered by the token and
@@ -44,6 +48,7 @@ var statusOf = map[string]int{
 	errInvalidToken:           http.StatusUnauthorized,
 	errServerError:            http.StatusInternalServerError,
 	errTemporarilyUnavailable: http.StatusServiceUnavailable,
+	errSlowDown:               http.StatusTooManyRequests,
 }
 
 // writeError answers a token or userinfo request with e as JSON. A failed

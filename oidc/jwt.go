@@ -11,37 +11,39 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/latchkey/latchkey/auth"
 )
 
 // Token types (the JWT "typ" header): RFC 9068 access tokens, Latchkey's
-// refresh tokens, and ID tokens (plain "JWT").
+// refresh tokens, ID tokens (plain "JWT") and back-channel logout tokens.
 const (
 	typAccess  = "at+jwt"
 	typRefresh = "rt+jwt"
 	typID      = "JWT"
+	typLogout  = "logout+jwt"
 )
 
-// baseClaims are the claims every token here has; times as golang-jwt
-// wants them, except iat, which carries milliseconds (a token is compared
-// with revocation stamps in milliseconds).
+// baseClaims are the claims every token here has. Every time is in whole
+// seconds (strict clients refuse fractions); access tokens carry their
+// issue time in milliseconds too, in a claim of their own, to be compared
+// with revocation stamps.
 type baseClaims struct {
-	Issuer   string         `json:"iss"`
-	Subject  string         `json:"sub"`
-	Audience string         `json:"aud"`
-	Expires  int64          `json:"exp"`
-	IssuedAt auth.MilliTime `json:"iat"`
-	AuthTime int64          `json:"auth_time"`
-	AMR      []string       `json:"amr,omitempty"`
-	SID      string         `json:"sid"`
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience string   `json:"aud"`
+	Expires  int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	AuthTime int64    `json:"auth_time"`
+	AMR      []string `json:"amr,omitempty"`
+	// SID is the Latchkey session the application signed in through (as
+	// back-channel logout tokens name it).
+	SID string `json:"sid"`
 }
 
 func (c *baseClaims) GetExpirationTime() (*jwt.NumericDate, error) {
 	return jwt.NewNumericDate(time.Unix(c.Expires, 0)), nil
 }
 func (c *baseClaims) GetIssuedAt() (*jwt.NumericDate, error) {
-	return &jwt.NumericDate{Time: c.IssuedAt.Time()}, nil
+	return jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)), nil
 }
 func (c *baseClaims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
 func (c *baseClaims) GetIssuer() (string, error)              { return c.Issuer, nil }
@@ -65,16 +67,63 @@ type accessClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope"`
 	JTI      string `json:"jti"`
+	// IssuedMs is the issue time in milliseconds, in database order: a
+	// revocation in the same second as the token is told apart by it.
+	IssuedMs int64 `json:"iat_ms"`
+	// AppSession is the application session (db.AppSession) the token
+	// was issued in: userinfo refuses it once that has ended.
+	AppSession string `json:"asid"`
+}
+
+// issuedMs is the access token's issue time in milliseconds.
+func (a *accessClaims) issuedMs() int64 {
+	if a.IssuedMs > 0 {
+		return a.IssuedMs
+	}
+	return a.IssuedAt * 1000
 }
 
 // refreshClaims are an application's refresh token: only Latchkey reads
-// it (HMAC, like Latchkey's own refresh tokens). GrantedAt ties it to the
-// grant it was issued under: revoking the grant ends it.
+// it (HMAC, like Latchkey's own refresh tokens). It names its application
+// session (db.AppSession) and generation, which the user's row checks and
+// rotates; GrantedAt ties it to the grant it was issued under: revoking
+// the grant ends it.
 type refreshClaims struct {
 	baseClaims
-	ClientID  string `json:"client_id"`
-	Scope     string `json:"scope"`
-	GrantedAt int64  `json:"granted_at"`
+	ClientID   string `json:"client_id"`
+	Scope      string `json:"scope"`
+	GrantedAt  int64  `json:"granted_at"`
+	AppSession string `json:"asid"`
+	Gen        int64  `json:"gen"`
+}
+
+// logoutClaims are a back-channel logout token's (OpenID Connect
+// Back-Channel Logout 1.0, 2.4): no nonce, ever.
+type logoutClaims struct {
+	Issuer   string         `json:"iss"`
+	Audience string         `json:"aud"`
+	IssuedAt int64          `json:"iat"`
+	Expires  int64          `json:"exp"`
+	JTI      string         `json:"jti"`
+	Events   map[string]any `json:"events"`
+	Subject  string         `json:"sub,omitempty"`
+	SID      string         `json:"sid,omitempty"`
+}
+
+// backChannelLogoutEvent is the member of a logout token's events.
+const backChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+func (c *logoutClaims) GetExpirationTime() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.Expires, 0)), nil
+}
+func (c *logoutClaims) GetIssuedAt() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)), nil
+}
+func (c *logoutClaims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+func (c *logoutClaims) GetIssuer() (string, error)              { return c.Issuer, nil }
+func (c *logoutClaims) GetSubject() (string, error)             { return c.Subject, nil }
+func (c *logoutClaims) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings{c.Audience}, nil
 }
 
 // sign signs claims as a token of typ with alg (RS256 or EdDSA; HS256

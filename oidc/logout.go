@@ -53,7 +53,10 @@ func (p *Provider) Logout(c echo.Context) error {
 	if back != "" && (client == nil || !contains(client.PostLogoutRedirectURIs, back)) {
 		return pageError("error.oidc.logout_redirect")
 	}
-	s := p.web.Session(c)
+	s, _, err := p.web.LiveSession(c)
+	if err != nil {
+		return err
+	}
 	if s != nil && r.Method != http.MethodPost && hint.Subject != s.Subject {
 		// Ask: nothing proves this request comes from an application the
 		// person just used.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/events"
+	"github.com/latchkey/latchkey/ratelimit"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -19,11 +21,15 @@ import (
 // package): the person's session and account, its pages, and signing a
 // browser out.
 type Web interface {
-	// Session returns the request's verified session, or nil.
-	Session(c echo.Context) *auth.Claims
-	// CurrentUser returns the signed-in account (an error that signs the
-	// browser out if it no longer may be).
-	CurrentUser(c echo.Context) (*db.User, error)
+	// LiveSession returns the request's session and its account, checked
+	// against the account's row (which it reads): a session that signed
+	// out, or that a revocation ended, on any instance, is no session
+	// (its cookies are cleared), even where this instance's revocation
+	// set has not caught up yet. Both are nil when nobody is signed in.
+	LiveSession(c echo.Context) (*auth.Claims, *db.User, error)
+	// CheckCrossOrigin refuses a cross-origin request (a form posted
+	// from another site).
+	CheckCrossOrigin(c echo.Context) error
 	// Page describes the page about to be rendered; title is a message
 	// id, with template data as name, value pairs.
 	Page(c echo.Context, title string, kv ...any) views.Page
@@ -31,15 +37,28 @@ type Web interface {
 	Render(c echo.Context, status int, page templ.Component) error
 	// EndSession signs this browser out, as "Sign out" does.
 	EndSession(c echo.Context) error
+	// ForgetSession clears this browser's cookies of a session that has
+	// ended already.
+	ForgetSession(c echo.Context)
 	// Event logs a security event about the account handle.
-	Event(c echo.Context, name string, handle []byte, attrs ...slog.Attr)
+	Event(c echo.Context, name events.Name, handle []byte, attrs ...slog.Attr)
+	// EventAt is Event at a level (warn: what may be an attack).
+	EventAt(c echo.Context, level slog.Level, name events.Name, handle []byte, attrs ...slog.Attr)
 }
 
 // Config configures the provider.
 type Config struct {
 	Issuer    string        // BASE_URL
 	AccessTTL time.Duration // access and ID tokens
+	IdleTTL   time.Duration // refresh tokens end this long unused
 	MaxTTL    time.Duration // refresh tokens live this long after sign-in
+	// ClientFailures limits failed client authentications per client id
+	// at the token endpoint.
+	ClientFailures ratelimit.Rate
+	// Logger receives back-channel logout failures (security events).
+	Logger *slog.Logger
+	// Locales are the languages of the pages (ui_locales_supported).
+	Locales []string
 }
 
 // Provider is the OpenID Connect provider.
@@ -51,11 +70,16 @@ type Provider struct {
 	revocations *auth.Revocations
 	clock       auth.Clock
 	web         Web
+	failures    *clientFailures
+	backChannel *BackChannel
 }
 
 // New returns a provider for clients.
 func New(cfg Config, clients *Clients, keys *auth.Keys, store *db.DB, revocations *auth.Revocations, clock auth.Clock, web Web) *Provider {
-	return &Provider{cfg: cfg, clients: clients, keys: keys, db: store, revocations: revocations, clock: clock, web: web}
+	p := &Provider{cfg: cfg, clients: clients, keys: keys, db: store, revocations: revocations, clock: clock, web: web,
+		failures: newClientFailures(cfg.ClientFailures)}
+	p.backChannel = newBackChannel(p, cfg.Logger)
+	return p
 }
 
 // Clients returns the client registry.
@@ -112,7 +136,7 @@ type tokenResponse struct {
 }
 
 // session is what tokens are issued for: who, how and when they signed
-// in, and what the client may know.
+// in, through which Latchkey session, and what the client may know.
 type session struct {
 	client    *Client
 	user      *db.User
@@ -123,17 +147,23 @@ type session struct {
 	nonce     string
 	issuedAt  time.Time // from the database write that recorded it
 	grantedAt int64
+	// app is the application's session in the user's row: a refresh
+	// token is issued when it has a generation (offline_access).
+	app db.AppSession
+	// refreshScope is the scope of the refresh token, which a refresh
+	// that narrows the access token's scope leaves as it was (RFC 6749 6).
+	refreshScope []string
 }
 
-// issue signs an access token, an ID token and, with offline_access, a
-// refresh token (refresh, when given, is returned as it is: it is not
-// rotated; see the README).
-func (p *Provider) issue(s session, refresh string) (*tokenResponse, error) {
-	exp := s.issuedAt.Add(p.cfg.AccessTTL).Unix()
-	base := baseClaims{Issuer: p.cfg.Issuer, Subject: auth.Subject(s.user.Handle), Audience: s.client.ID, Expires: exp,
-		IssuedAt: auth.NewMilliTime(s.issuedAt), AuthTime: s.authTime, AMR: s.amr, SID: s.sid}
+// issue signs an access token, an ID token and, when the application's
+// session has a generation, a refresh token of that generation.
+func (p *Provider) issue(s session) (*tokenResponse, error) {
+	iat := s.issuedAt.Unix()
+	base := baseClaims{Issuer: p.cfg.Issuer, Subject: auth.Subject(s.user.Handle), Audience: s.client.ID,
+		Expires: iat + int64(p.cfg.AccessTTL/time.Second), IssuedAt: iat, AuthTime: s.authTime, AMR: s.amr, SID: s.sid}
 	scope := strings.Join(s.scopes, " ")
-	access, err := p.sign(typAccess, "RS256", &accessClaims{baseClaims: base, ClientID: s.client.ID, Scope: scope, JTI: randomID()})
+	access, err := p.sign(typAccess, "RS256", &accessClaims{baseClaims: base, ClientID: s.client.ID, Scope: scope, JTI: randomID(),
+		IssuedMs: s.issuedAt.UnixMilli(), AppSession: s.app.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +176,13 @@ func (p *Provider) issue(s session, refresh string) (*tokenResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if refresh == "" && contains(s.scopes, "offline_access") {
-		rc := refreshClaims{baseClaims: base, ClientID: s.client.ID, Scope: scope, GrantedAt: s.grantedAt}
+	refresh := ""
+	if s.app.Refreshes() {
+		if s.refreshScope == nil {
+			s.refreshScope = s.scopes
+		}
+		rc := refreshClaims{baseClaims: base, ClientID: s.client.ID, Scope: strings.Join(s.refreshScope, " "), GrantedAt: s.grantedAt,
+			AppSession: s.app.ID, Gen: s.app.Gen}
 		rc.Audience = p.cfg.Issuer + "/oauth2/token"
 		rc.Expires = time.Unix(s.authTime, 0).Add(p.cfg.MaxTTL).Unix()
 		if refresh, err = p.sign(typRefresh, "HS256", &rc); err != nil {
@@ -156,4 +191,11 @@ func (p *Provider) issue(s session, refresh string) (*tokenResponse, error) {
 	}
 	return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
 		IDToken: idToken, RefreshToken: refresh, Scope: scope}, nil
+}
+
+// refreshExpiry is when an application session signed in at authTime
+// (Unix s) ends unless it is refreshed again: the idle period from now,
+// and never past its absolute limit (Unix ms).
+func (p *Provider) refreshExpiry(authTime int64, now time.Time) int64 {
+	return min(time.Unix(authTime, 0).Add(p.cfg.MaxTTL).UnixMilli(), now.Add(p.cfg.IdleTTL).UnixMilli())
 }

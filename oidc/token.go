@@ -9,7 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,12 +19,15 @@ import (
 
 	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 )
 
 // Token is POST /oauth2/token: it redeems an authorization code (once,
 // with its PKCE verifier) or a refresh token, for the client that
 // authenticates (client_secret_basic, client_secret_post, or none for a
-// public client).
+// public client). It is never limited per address: one application server
+// speaks for all its users. Failed client authentications are limited per
+// client id instead (see clientFailures).
 func (p *Provider) Token(c echo.Context) error {
 	r := c.Request()
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -38,7 +43,7 @@ func (p *Provider) Token(c echo.Context) error {
 			return writeError(c, oauthErr(errInvalidRequest, k+" is given more than once"), false)
 		}
 	}
-	client, basic, oe := p.authenticateClient(r, form)
+	client, basic, oe := p.authenticateClient(c, form)
 	if oe != nil {
 		return writeError(c, oe, basic)
 	}
@@ -64,20 +69,38 @@ func (p *Provider) Token(c echo.Context) error {
 	return c.JSON(http.StatusOK, res)
 }
 
-// tokenError answers a failed token request: an OAuth error as it is;
-// an unreachable database as temporarily_unavailable; anything else as
-// server_error (logged by the caller's error handler, not shown).
+// grantErrors describe, for the application's developers, why a code or
+// refresh token is refused (error_description carries text, never one of
+// the pages' message ids).
+var grantErrors = []struct {
+	err         error
+	description string
+}{
+	{db.ErrCodeUsed, "the authorization code was used already, or is older than the account's newest codes"},
+	{db.ErrCodeSessionEnded, "the person signed out, or their sessions were ended, after the code was issued"},
+	{db.ErrSessionEnded, "the refresh token has ended: the person signed out, was signed out everywhere, was inactive too long, or their account was disabled or deleted"},
+	{db.ErrGrantGone, "the person no longer lets this application sign them in"},
+	{db.ErrAccountDisabled, "the person's account is disabled"},
+}
+
+// tokenError answers a failed token request: an OAuth error as it is; a
+// refused grant as invalid_grant, saying why; an unreachable database as
+// temporarily_unavailable; anything else as server_error (logged, not
+// shown).
 func (p *Provider) tokenError(c echo.Context, err error, basic bool) error {
 	if oe, ok := errors.AsType[*oauthError](err); ok {
 		return writeError(c, oe, basic)
 	}
+	for _, g := range grantErrors {
+		if errors.Is(err, g.err) {
+			return writeError(c, oauthErr(errInvalidGrant, g.description), basic)
+		}
+	}
 	switch errs.Code(err) {
 	case errs.Gone, errs.Forbidden, errs.Unauthorized, errs.NotFound:
-		return writeError(c, oauthErr(errInvalidGrant, "the grant is no longer valid: "+errs.Message(err)), basic)
+		return writeError(c, oauthErr(errInvalidGrant, "the grant is no longer valid"), basic)
 	case errs.Unavailable:
 		return writeError(c, oauthErr(errTemporarilyUnavailable, "the database is not answering; try again"), basic)
-	case errs.TooManyRequests:
-		return writeError(c, oauthErr(errTemporarilyUnavailable, errs.Message(err)), basic)
 	}
 	c.Echo().Logger.Error(err)
 	return writeError(c, oauthErr(errServerError, "something went wrong on our side"), basic)
@@ -86,8 +109,12 @@ func (p *Provider) tokenError(c echo.Context, err error, basic bool) error {
 // authenticateClient finds and authenticates the client: HTTP Basic
 // (client_secret_basic) or client_id and client_secret in the body
 // (client_secret_post), never both; a public client sends its client_id
-// and no secret. basic reports whether Basic was used.
-func (p *Provider) authenticateClient(r *http.Request, form url.Values) (client *Client, basic bool, oe *oauthError) {
+// and no secret. basic reports whether Basic was used. A confidential
+// client whose authentications failed too often is refused before its
+// secret is even compared (slow_down, 429), except from an address it has
+// authenticated from before.
+func (p *Provider) authenticateClient(c echo.Context, form url.Values) (client *Client, basic bool, oe *oauthError) {
+	r := c.Request()
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		if form.Has("client_secret") || (form.Has("client_id") && form.Get("client_id") != "") {
@@ -109,9 +136,20 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (client 
 		return nil, basic, oauthErr(errInvalidClient, "a public client has no secret")
 	case client.Public:
 		return client, basic, nil
-	case secret == "" || !client.SecretMatches(secret):
+	}
+	now, addr := p.clock.Now(), c.RealIP()
+	if wait, limited := p.failures.limited(client.ID, addr, now); limited {
+		secs := int((wait + time.Second - 1) / time.Second)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		return nil, basic, oauthErr(errSlowDown, "too many failed client authentications for this client; try again in "+
+			strconv.Itoa(max(secs, 1))+" seconds")
+	}
+	if secret == "" || !client.SecretMatches(secret) {
+		p.failures.failed(client.ID, now)
+		p.web.Event(c, events.ApplicationClientFailed, nil, slog.String("app", client.ID))
 		return nil, basic, oauthErr(errInvalidClient, "client authentication failed")
 	}
+	p.failures.succeeded(client.ID, addr, now)
 	return client, basic, nil
 }
 
@@ -124,7 +162,8 @@ func unescape(s string) string {
 
 // redeemCode exchanges an authorization code: it must be this client's,
 // for this redirect URI, with the verifier of its PKCE challenge, and
-// redeemed once (db.RedeemCode), by a live account that still grants it.
+// redeemed once (db.RedeemCode) while the session that authorized it is
+// still signed in, by a live account that still grants it.
 func (p *Provider) redeemCode(c echo.Context, client *Client, form url.Values) (*tokenResponse, error) {
 	now := p.clock.Now()
 	code, err := openCode(p.keys, form.Get("code"), now)
@@ -143,18 +182,24 @@ func (p *Provider) redeemCode(c echo.Context, client *Client, form url.Values) (
 	case code.Challenge == "" && form.Has("code_verifier"):
 		return nil, oauthErr(errInvalidGrant, "the authorization request had no code_challenge")
 	}
-	u, iat, err := p.db.RedeemCode(c.Request().Context(), db.Code{Handle: code.Handle, ID: code.ID, IssuedAt: code.Issued,
-		Expires: code.Expires.UnixMilli()}, now)
+	refresh := contains(code.Scopes, "offline_access")
+	redeemed, err := p.db.RedeemCode(c.Request().Context(), db.Code{Handle: code.Handle, Client: client.ID,
+		IssuedCode: db.IssuedCode{Seq: code.Seq, IssuedAt: code.Issued}, SID: code.SID, AuthTime: code.AuthTime,
+		Refresh: refresh, RefreshExpires: p.refreshExpiry(code.AuthTime, now),
+		SessionEnds: time.Unix(code.AuthTime, 0).Add(p.cfg.MaxTTL).UnixMilli()}, now)
+	if replay, ok := errors.AsType[*db.CodeReplayError](err); ok {
+		// RFC 6749 4.1.2: what the code's first redemption gave ends too.
+		p.web.EventAt(c, slog.LevelWarn, events.ApplicationCodeReplayed, code.Handle, slog.String("app", client.ID))
+		p.Notify(code.Handle, replay.Ended)
+	}
 	if err != nil {
 		return nil, err
 	}
-	grant, ok := u.GrantTo(client.ID)
-	if !ok {
-		return nil, oauthErr(errInvalidGrant, "the person no longer lets this application sign them in")
-	}
-	p.web.Event(c, "application_token", u.Handle, slog.String("client", client.ID))
+	u := redeemed.User
+	grant, _ := u.GrantTo(client.ID)
+	p.web.Event(c, events.ApplicationToken, u.Handle, slog.String("app", client.ID), slog.String("grant", "authorization_code"))
 	return p.issue(session{client: client, user: u, scopes: code.Scopes, authTime: code.AuthTime, amr: code.AMR,
-		sid: randomID(), nonce: code.Nonce, issuedAt: iat, grantedAt: grant.GrantedAt}, "")
+		sid: code.SID, nonce: code.Nonce, issuedAt: time.UnixMilli(redeemed.IssuedAt), grantedAt: grant.GrantedAt, app: redeemed.Session})
 }
 
 // pkceMatches reports whether verifier hashes to challenge (S256).
@@ -163,39 +208,46 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
 
-// refresh exchanges an application's refresh token for new access and ID
-// tokens. It is refused once the person signed out everywhere, the
-// account was deleted or disabled, or the grant it was issued under was
-// revoked.
+// refresh exchanges an application's refresh token for new tokens and a
+// new refresh token: every use rotates it, for every client (RFC 9700
+// 4.14.2), through the user's row (db.RotateAppRefresh). A rotated-out
+// token presented again outside the grace period ends every refresh token
+// of the application for the person. It is refused once the session that
+// authorized it signed out, the person signed out everywhere, it went
+// unused for SESSION_IDLE_TTL, the account was deleted or disabled, or
+// the grant it was issued under was revoked.
 func (p *Provider) refresh(c echo.Context, client *Client, form url.Values) (*tokenResponse, error) {
 	var rc refreshClaims
 	if err := p.verify(form.Get("refresh_token"), typRefresh, []string{"HS256"}, &rc,
-		jwt.WithAudience(p.cfg.Issuer+"/oauth2/token")); err != nil || rc.ClientID == "" {
+		jwt.WithAudience(p.cfg.Issuer+"/oauth2/token")); err != nil || rc.ClientID == "" || rc.AppSession == "" {
 		return nil, oauthErr(errInvalidGrant, "the refresh token is not valid, or has expired")
 	}
 	if rc.ClientID != client.ID {
 		return nil, oauthErr(errInvalidGrant, "the refresh token was issued to another client")
 	}
-	scopes := strings.Fields(rc.Scope)
+	granted := strings.Fields(rc.Scope)
+	scopes := granted
 	if s := form.Get("scope"); s != "" {
 		for _, want := range strings.Fields(s) {
-			if !contains(scopes, want) {
+			if !contains(granted, want) {
 				return nil, oauthErr(errInvalidScope, "a refresh cannot add scope "+want)
 			}
 		}
 		scopes = strings.Fields(s)
 	}
 	handle, _ := base64.RawURLEncoding.DecodeString(rc.Subject)
-	if p.revocations.Revoked(rc.Subject, rc.SID, int64(rc.IssuedAt)) {
-		return nil, oauthErr(errInvalidGrant, "the person signed out")
+	now := p.clock.Now()
+	u, app, iat, err := p.db.RotateAppRefresh(c.Request().Context(), db.AppRefresh{Handle: handle, Client: client.ID,
+		ID: rc.AppSession, Gen: rc.Gen, GrantedAt: rc.GrantedAt, Expires: p.refreshExpiry(rc.AuthTime, now)}, now)
+	if replayed, ok := errors.AsType[*db.ErrAppRefreshReplayed](err); ok {
+		p.web.EventAt(c, slog.LevelWarn, events.ApplicationRefreshReplay, handle, slog.String("app", client.ID))
+		p.Notify(handle, replayed.Ended)
+		return nil, oauthErr(errInvalidGrant, "the refresh token was used already: every refresh token of this application for the person has ended")
 	}
-	u, iat, err := p.db.RefreshApplication(c.Request().Context(), handle, int64(rc.IssuedAt), p.clock.Now())
 	if err != nil {
 		return nil, err
 	}
-	if grant, ok := u.GrantTo(client.ID); !ok || grant.GrantedAt != rc.GrantedAt {
-		return nil, oauthErr(errInvalidGrant, "the person no longer lets this application sign them in")
-	}
+	p.web.Event(c, events.ApplicationToken, u.Handle, slog.String("app", client.ID), slog.String("grant", "refresh_token"))
 	return p.issue(session{client: client, user: u, scopes: scopes, authTime: rc.AuthTime, amr: rc.AMR,
-		sid: rc.SID, issuedAt: iat, grantedAt: rc.GrantedAt}, form.Get("refresh_token"))
+		sid: app.SID, issuedAt: time.UnixMilli(iat), grantedAt: rc.GrantedAt, app: app, refreshScope: granted})
 }

@@ -14,7 +14,8 @@ import (
 // UserInfo is GET or POST /oauth2/userinfo: the claims about the person
 // an access token may see. The token is checked like Latchkey's own
 // (signature, issuer, expiry, the revocation set), then the account: it
-// must be live and enabled, and still grant the client.
+// must be live and enabled, its session not signed out, no revocation
+// since the token, and the client still granted.
 func (p *Provider) UserInfo(c echo.Context) error {
 	raw, oe := bearerToken(c.Request())
 	if oe != nil {
@@ -28,16 +29,16 @@ func (p *Provider) UserInfo(c echo.Context) error {
 	if !ok || ac.ClientID != client.ID {
 		return writeError(c, oauthErr(errInvalidToken, "the access token is for no known client"), false)
 	}
-	if p.revocations.Revoked(ac.Subject, ac.SID, int64(ac.IssuedAt)) {
+	if p.revocations.Revoked(ac.Subject, ac.SID, ac.issuedMs()) {
 		return writeError(c, oauthErr(errInvalidToken, "the person signed out"), false)
 	}
 	handle, _ := base64.RawURLEncoding.DecodeString(ac.Subject)
-	u, err := p.db.UserByHandle(c.Request().Context(), handle)
+	u, live, err := p.db.AppSessionLive(c.Request().Context(), handle, ac.AppSession, p.clock.Now())
 	switch {
 	case errs.Code(err) == errs.Unavailable:
 		return writeError(c, oauthErr(errTemporarilyUnavailable, "the database is not answering; try again"), false)
-	case err != nil || u.Disabled || int64(ac.IssuedAt) <= u.TokensValidAfter:
-		return writeError(c, oauthErr(errInvalidToken, "the person's account no longer accepts this token"), false)
+	case err != nil || !live || ac.issuedMs() <= u.TokensValidAfter || u.SessionRevoked(ac.SID):
+		return writeError(c, oauthErr(errInvalidToken, "the person's session with this application has ended, or their account no longer accepts this token"), false)
 	}
 	if _, granted := u.GrantTo(client.ID); !granted {
 		return writeError(c, oauthErr(errInvalidToken, "the person no longer lets this application sign them in"), false)

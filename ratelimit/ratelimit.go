@@ -89,6 +89,24 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
+// Blocked reports, without recording anything, whether key has reached
+// its limit at now, and if so how long until it has not.
+func (l *Limiter) Blocked(key string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	nowMs := now.UnixMilli()
+	windowMs := l.rate.Window.Milliseconds()
+	events := l.keys[key]
+	i := 0
+	for i < len(events) && events[i] <= nowMs-windowMs {
+		i++
+	}
+	if len(events)-i < l.rate.Limit {
+		return 0, false
+	}
+	return time.Duration(events[i]+windowMs-nowMs) * time.Millisecond, true
+}
+
 // Len returns how many keys are tracked.
 func (l *Limiter) Len() int {
 	l.mu.Lock()
