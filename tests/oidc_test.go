@@ -49,10 +49,14 @@ func hexString(b []byte) string {
 	return string(out)
 }
 
-// startOIDC starts Latchkey with the three applications registered.
-func startOIDC(t *testing.T, store testkit.Store, clock *testkit.Clock) *testkit.App {
+// writeClients writes the clients file of the three applications, and
+// the extra entries (JSON objects, comma-separated) after them.
+func writeClients(t *testing.T, extra string) string {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "clients.json")
+	if extra != "" {
+		extra = ",\n" + extra
+	}
 	clients := `{"clients": [
 		{"id": "notes", "name": "Notes", "public": true, "redirect_uris": ["` + notesCallback + `"],
 		 "post_logout_redirect_uris": ["` + notesBye + `"], "scopes": ["openid", "email", "profile", "offline_access"]},
@@ -60,16 +64,22 @@ func startOIDC(t *testing.T, store testkit.Store, clock *testkit.Clock) *testkit
 		 "redirect_uris": ["` + wikiCallback + `"], "scopes": ["openid", "email", "offline_access"],
 		 "id_token_signed_response_alg": "EdDSA"},
 		{"id": "chat", "name": "Chat", "secret_hash": "` + sha256Hex(chatSecret) + `",
-		 "redirect_uris": ["` + chatCallback + `"], "scopes": ["openid", "email"]}
+		 "redirect_uris": ["` + chatCallback + `"], "scopes": ["openid", "email"]}` + extra + `
 	]}`
 	if err := os.WriteFile(file, []byte(clients), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return file
+}
+
+// startOIDC starts Latchkey with the three applications registered.
+func startOIDC(t *testing.T, store testkit.Store, clock *testkit.Clock) *testkit.App {
+	t.Helper()
 	if store == (testkit.Store{}) {
 		store = testkit.SQLiteStore(t)
 	}
 	return testkit.StartApp(t, testkit.AppOptions{Clock: clock, Store: store,
-		Env: map[string]string{"OIDC_CLIENTS_FILE": file, "RATE_LIMIT_SIGNIN": "1000/1m"}})
+		Env: map[string]string{"OIDC_CLIENTS_FILE": writeClients(t, ""), "RATE_LIMIT_SIGNIN": "1000/1m"}})
 }
 
 var consentRequest = regexp.MustCompile(`name="request" value="([^"]+)"`)
