@@ -10,8 +10,10 @@ import (
 	"database/sql"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -361,3 +363,81 @@ func BenchmarkLinkRequest(b *testing.B) {
 	b.ReportMetric(float64(requestTime)/float64(sealTime+readTime), "ratio")
 	b.ReportMetric(float64(floorTime)/float64(sealTime+readTime), "floor-ratio")
 }
+
+// BenchmarkSignOutWithAHangingApplication measures POST /signout of a
+// session that signed in to an application whose back-channel logout
+// endpoint never answers, side by side with the sign-out of a session
+// that signed in to an application without one (nobody to tell), on the
+// same instance: the application is told in the background, so the two
+// take as long. It reports each one's time and the ratio.
+//
+//	go test -run='^$' -bench=SignOutWithAHangingApplication ./tests
+func BenchmarkSignOutWithAHangingApplication(b *testing.B) {
+	hang := make(chan struct{})
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	b.Cleanup(receiver.Close)
+	b.Cleanup(func() { close(hang) })
+	clients := filepath.Join(b.TempDir(), "clients.json")
+	quiet := `{"id": "quiet", "name": "Quiet", "secret_hash": "` + sha256Hex(chatSecret) + `",
+		 "redirect_uris": ["https://quiet.example.com/cb"], "scopes": ["openid", "email", "offline_access"]}`
+	if err := writeFile(clients, `{"clients": [`+backChannelClients(receiver.URL, "")+`, `+quiet+`]}`); err != nil {
+		b.Fatal(err)
+	}
+	env := map[string]string{"OIDC_CLIENTS_FILE": clients}
+	for k, v := range benchEnv {
+		env[k] = v
+	}
+	// (The clock moves a minute every 30 rounds: an account gets at most
+	// 64 codes a minute.)
+	clock := testkit.NewClock()
+	a := testkit.StartApp(b, testkit.AppOptions{Env: env, Clock: clock})
+	apps := [2]string{"quiet", "portal"}
+	people := [2]*testkit.Browser{a.Browser(b), a.Browser(b)}
+	keys := [2]*testkit.Passkey{}
+	for i := range people {
+		signIn(b, a, people[i], "bye"+strconv.Itoa(i)+"@example.com")
+		keys[i] = addPasskey(b, a, people[i])
+	}
+	signOut := func(br *testkit.Browser) time.Duration {
+		req := httptest.NewRequest(http.MethodPost, "/signout", nil)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Cookie", "__Host-at="+br.Cookie("__Host-at")+"; __Host-rt="+br.Cookie("__Host-rt"))
+		w := httptest.NewRecorder()
+		start := time.Now()
+		a.App.Handler.ServeHTTP(w, req)
+		took := time.Since(start)
+		if w.Code != http.StatusSeeOther {
+			b.Fatalf("sign out: %d", w.Code)
+		}
+		return took
+	}
+	var took [2]time.Duration
+	b.ResetTimer()
+	for n := range b.N {
+		b.StopTimer()
+		if n%30 == 29 {
+			clock.Advance(time.Minute)
+		}
+		for i := range people {
+			people[i].Jar, _ = cookiejar.New(nil)
+			people[i].Client.Jar = people[i].Jar
+			expectStatus(b, passkeySignIn(b, people[i], keys[i]), http.StatusOK)
+			signInTo(b, a, people[i], keys[i], apps[i])
+		}
+		b.StartTimer()
+		for j := range 2 {
+			i := (n + j) % 2 // (in turn first, so neither gains from going second)
+			took[i] += signOut(people[i])
+		}
+	}
+	b.ReportMetric(float64(took[0].Nanoseconds())/float64(b.N), "ns/signout-app-without-backchannel")
+	b.ReportMetric(float64(took[1].Nanoseconds())/float64(b.N), "ns/signout-hanging-app")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "ratio")
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

@@ -88,7 +88,7 @@ var consentRequest = regexp.MustCompile(`name="request" value="([^"]+)"`)
 // would: it signs in with pk when sent to sign in, allows the application
 // when asked (or denies, when allow is false), and returns the query of
 // the redirect back to the application.
-func authorize(t *testing.T, a *testkit.App, b *testkit.Browser, authURL string, pk *testkit.Passkey, allow bool) url.Values {
+func authorize(t testing.TB, a *testkit.App, b *testkit.Browser, authURL string, pk *testkit.Passkey, allow bool) url.Values {
 	t.Helper()
 	u, err := url.Parse(authURL)
 	if err != nil {
@@ -345,7 +345,7 @@ type formResponse struct {
 
 // postForm posts a form, with optional extra headers, and decodes the
 // JSON answer.
-func postForm(t *testing.T, endpoint string, form url.Values, header http.Header) formResponse {
+func postForm(t testing.TB, endpoint string, form url.Values, header http.Header) formResponse {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
