@@ -24,7 +24,7 @@ func TestStatementsPerOperation(t *testing.T) {
 	testkit.EachEngine(t, func(t *testing.T, store testkit.Store) {
 		// No background catch-up during the count: poll hourly, no push.
 		a := testkit.StartApp(t, testkit.AppOptions{Store: store, PollInterval: time.Hour,
-			Env: map[string]string{"DATABASE_NOTIFY": "off"}})
+			Env: map[string]string{"DATABASE_NOTIFY": "off", "OIDC_CLIENTS_FILE": writeClients(t, "")}})
 		b := a.Browser(t)
 		counts := map[string]int64{}
 		var order []string
@@ -75,6 +75,31 @@ func TestStatementsPerOperation(t *testing.T) {
 		measure("email change: confirm", func() {
 			expectStatus(t, b.Post("/account/email/confirm", url.Values{"token": {change}}), http.StatusOK)
 		})
+		// An application: authorize with the consent page, the consent,
+		// the code's redemption, a refresh and userinfo.
+		u, verifier := notesRequest(a.URL, nil)
+		var consent *testkit.Response
+		measure("OIDC authorize (consent page)", func() { consent = b.Get(pathOf(t, u)) })
+		sealed := consentRequest.FindStringSubmatch(consent.Body)
+		if sealed == nil {
+			t.Fatalf("no consent page: %d %s", consent.StatusCode, consent.Header.Get("Location"))
+		}
+		var back *testkit.Response
+		measure("OIDC consent (allow)", func() {
+			back = b.Post("/oauth2/authorize", url.Values{"request": {sealed[1]}, "decision": {"allow"}})
+		})
+		loc, _ := url.Parse(back.Header.Get("Location"))
+		var tokens formResponse
+		measure("OIDC code redemption", func() { tokens = redeemNotes(t, a.URL, loc.Query().Get("code"), verifier) })
+		measure("OIDC authorize (granted: a code)", func() { codeFor(t, b, a.URL) })
+		measure("OIDC refresh grant", func() { refreshNotes(t, a.URL, tokens.body["refresh_token"].(string)) })
+		measure("OIDC userinfo", func() {
+			r := postForm(t, a.URL+"/oauth2/userinfo", url.Values{"access_token": {tokens.body["access_token"].(string)}}, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("userinfo: %d %v", r.status, r.body)
+			}
+		})
+
 		other := a.Browser(t)
 		b.CopyCookies(other)
 		measure("sign out", func() { expectStatus(t, b.Post("/signout", nil), http.StatusSeeOther) })
