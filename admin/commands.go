@@ -66,11 +66,13 @@ func Run(ctx context.Context, args []string, env Env) error {
 	usageText := func(w io.Writer) {
 		fmt.Fprintln(w, "Usage: latchkey admin COMMAND [ARGUMENTS]\n\n"+
 			"Operator commands. They read the same environment as the server (DATABASE_PATH or\n"+
-			"DATABASE_URL, SECRET_KEYS, SMTP_URL, BASE_URL, …) and are safe to run while servers run.\n\nCommands:")
+			"DATABASE_URL, SECRET_KEYS, SMTP_URL, BASE_URL, …) and are safe to run while servers run.\n"+
+			"They never create a database. Each change is a security event in their log (standard\n"+
+			"error, in LOG_FORMAT), like the server's.\n\nCommands:")
 		for _, c := range commands {
 			fmt.Fprintf(w, "  %-14s %-28s %s\n", c.name, c.args, c.help)
 		}
-		fmt.Fprintln(w, "\nExit status: 0 done, 1 failed or no such account, 2 bad usage.")
+		fmt.Fprintln(w, "\nExit status: 0 done, 1 failed, no such account or no database there, 2 bad usage.")
 	}
 	if len(args) == 0 {
 		usageText(env.Stderr)
@@ -141,7 +143,17 @@ func Run(ctx context.Context, args []string, env Env) error {
 	if env.Options.Clock == nil {
 		env.Options.Clock = auth.SystemClock{}
 	}
+	// Only the server creates a database and its secret: pointed at the
+	// wrong place, a command must not answer from a new, empty one.
+	env.Options.ExistingDatabase = true
 	base, err := app.OpenBase(ctx, cfg, env.Options)
+	if errors.Is(err, db.ErrNoDatabase) {
+		setting := "DATABASE_PATH"
+		if cfg.DatabaseURL != "" {
+			setting = "DATABASE_URL"
+		}
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%w (%s): is that where the server keeps it? The server creates its database on its first start; this command creates nothing", err, setting)}
+	}
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/latchkey/latchkey/db"
@@ -42,10 +41,12 @@ func MigrateDB(ctx context.Context, args []string, getenv func(string) string, s
 	if path == "" {
 		path = "data/latchkey.db"
 	}
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no SQLite database at %s (DATABASE_PATH): %w", path, err)
+	// The source must be a Latchkey database already: a mistyped path is
+	// reported, not created empty and copied.
+	src, err := db.Open(ctx, db.Config{Path: path, Existing: true})
+	if errors.Is(err, db.ErrNoDatabase) {
+		return fmt.Errorf("%w (DATABASE_PATH): nothing was copied", err)
 	}
-	src, err := db.Open(ctx, db.Config{Path: path})
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", path, err)
 	}

@@ -1,13 +1,19 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	adminpkg "github.com/latchkey/latchkey/admin"
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -145,6 +151,47 @@ func TestAdminCommands(t *testing.T) {
 			t.Errorf("admin -h: exit %d\n%s", exit, out)
 		}
 	})
+}
+
+// TestAdminRefusesAMissingDatabase: pointed at a database that is not
+// there (a typo in DATABASE_PATH, another folder, an empty PostgreSQL
+// schema), every command says so, naming the place, and exits 1 creating
+// nothing: no file, no folder, no secret, no tables (a second try finds
+// the same nothing). migrate-db refuses a missing source the same way.
+func TestAdminRefusesAMissingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	for _, path := range []string{filepath.Join(dir, "latchkey.db"), filepath.Join(dir, "typo", "latchkey.db")} {
+		nowhere := &testkit.App{Env: map[string]string{"DATABASE_PATH": path}}
+		for _, args := range [][]string{{"users"}, {"users"}, {"show", "ann@example.com"}, {"invite", "ann@example.com"}, {"recovery-link", "ann@example.com"}} {
+			out, stderr, exit := admin(t, nowhere, "", args...)
+			if exit != 1 || out != "" || !strings.Contains(stderr, "no Latchkey database at "+path) {
+				t.Errorf("%v on %s: exit %d, want 1 saying there is no database there\n%s%s", args, path, exit, out, stderr)
+			}
+		}
+		var out, errOut bytes.Buffer
+		err := adminpkg.MigrateDB(context.Background(), []string{"--to", "postgres://u@127.0.0.1:1/db"}, func(k string) string { return nowhere.Env[k] }, &out, &errOut)
+		if adminpkg.ExitCode(err) != adminpkg.ExitFailure || !strings.Contains(fmt.Sprint(err), "no Latchkey database at "+path) {
+			t.Errorf("migrate-db from %s: %v (exit %d), want exit 1 saying there is no database there", path, err, adminpkg.ExitCode(err))
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("after the commands on %s, the folder holds %v, want nothing", path, entries)
+		}
+	}
+
+	pg := testkit.PostgresStore(t)
+	empty := &testkit.App{Env: map[string]string{"DATABASE_URL": pg.URL, "SECRET_KEYS": testkit.NewSecret()}}
+	for range 2 {
+		out, stderr, exit := admin(t, empty, "", "users")
+		if exit != 1 || out != "" || !strings.Contains(stderr, "no Latchkey database in the PostgreSQL database") || !strings.Contains(stderr, "DATABASE_URL") {
+			t.Errorf("users on an empty PostgreSQL schema: exit %d, want 1 saying there is no database there\n%s%s", exit, out, stderr)
+		}
+	}
+
+	// A database the server made is found, of course.
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	if _, stderr, exit := admin(t, a, "", "users"); exit != 0 {
+		t.Errorf("users on the server's database: exit %d\n%s", exit, stderr)
+	}
 }
 
 // waitSignedOut waits until b is signed out, within a second and a half.
