@@ -299,8 +299,16 @@ func (t *tool) users(flags *flag.FlagSet, _ []string) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(t.env.Stderr, "%d accounts\n", len(out))
+	fmt.Fprintln(t.env.Stderr, count(len(out), "account", "accounts"))
 	return nil
+}
+
+// count says how many: "1 account", "2 accounts", "0 accounts".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func onOff(b bool) string {
@@ -429,7 +437,7 @@ func (t *tool) delete(flags *flag.FlagSet, args []string) error {
 		return err
 	}
 	if flags.Lookup("yes").Value.String() != "true" {
-		fmt.Fprintf(t.env.Stderr, "Delete the account of %s and its %d passkeys? This can't be undone.\nType the address to confirm: ", u.Email, u.Passkeys)
+		fmt.Fprintf(t.env.Stderr, "Delete the account of %s and its %s? This can't be undone.\nType the address to confirm: ", u.Email, count(u.Passkeys, "passkey", "passkeys"))
 		line, _ := bufio.NewReader(t.env.Stdin).ReadString('\n')
 		if strings.ToLower(strings.TrimSpace(line)) != u.Email {
 			return &ExitError{Code: ExitFailure, Err: errors.New("not confirmed: nothing was deleted")}
@@ -470,6 +478,10 @@ func (t *tool) invite(flags *flag.FlagSet, args []string) error {
 		return err
 	}
 	handlers.LogEvent(t.ctx, t.log, "admin_invite", "", slog.String("email_domain", email[strings.LastIndexByte(email, '@')+1:]))
+	if t.cfg.SMTP == nil {
+		t.printf("SMTP_URL is empty, so the invitation to %s was not sent: it was written to the log (standard error) instead. Its link works once, for %s.\n", email, t.cfg.LinkTTL)
+		return nil
+	}
 	t.printf("Invitation sent to %s; its link works once, for %s.\n", email, t.cfg.LinkTTL)
 	return nil
 }

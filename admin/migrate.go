@@ -60,8 +60,8 @@ func MigrateDB(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("nothing was copied: %w", err)
 	}
-	fmt.Fprintf(stdout, "Copied %d user rows (accounts, and deleted accounts still remembered) and %d passkeys from %s to PostgreSQL; the counts match.\n"+
+	fmt.Fprintf(stdout, "Copied %s (accounts, and deleted accounts still remembered) and %s from %s to PostgreSQL; the counts match.\n"+
 		"Start every instance with DATABASE_URL set (and DATABASE_PATH unset), with the same SECRET_KEYS as before.\n",
-		copied["users"], copied["credentials"], path)
+		count(int(copied["users"]), "user row", "user rows"), count(int(copied["credentials"]), "passkey", "passkeys"), path)
 	return nil
 }

@@ -100,7 +100,6 @@ func OpenBase(ctx context.Context, cfg Config, opts Options) (*Base, error) {
 		}
 		sender = &mail.SMTPSender{Config: smtp, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout}
 	} else {
-		log.Warn("SMTP_URL is empty: emails are written to this log instead of being sent (development mode)")
 		sender = &mail.LogSender{W: opts.MailLog}
 	}
 	return &Base{DB: database, Keys: keys, Mailer: sender}, nil
@@ -154,6 +153,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	base, err := OpenBase(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.SMTP == nil {
+		log.Warn("SMTP_URL is empty: emails are written to this log instead of being sent (development mode)")
 	}
 	database, keys, sender := base.DB, base.Keys, base.Mailer
 

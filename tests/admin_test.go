@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +196,42 @@ func TestAdminRefusesAMissingDatabase(t *testing.T) {
 	}
 }
 
+// TestAdminSaysWhatItDid: without SMTP, the read-only commands print no
+// development-mode warning (nothing of theirs would be sent anyway), an
+// invitation says it was written to the log, not sent, and counts read
+// as English: "1 account", "2 accounts".
+func TestAdminSaysWhatItDid(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{MailLog: io.Discard})
+	if _, ok := a.Env["SMTP_URL"]; ok {
+		t.Fatal("the app has SMTP")
+	}
+	if _, stderr, _ := admin(t, a, "", "users"); stderr != "0 accounts\n" {
+		t.Errorf("users on no accounts: %q", stderr)
+	}
+	for i, email := range []string{"ann@example.com", "bob@example.com"} {
+		out, stderr, exit := admin(t, a, "", "invite", email)
+		if exit != 0 || strings.Contains(out, "sent to") || !strings.Contains(out, "not sent") || !strings.Contains(out, "written to the log") {
+			t.Errorf("invite without SMTP: exit %d, want it to say the invitation was written to the log, not sent:\n%s", exit, out)
+		}
+		link := regexp.MustCompile(`/signin/link\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(stderr)
+		if link == nil {
+			t.Fatalf("the invitation is not in the command's log:\n%s", stderr)
+		}
+		expectStatus(t, a.Browser(t).Post("/signin/link", url.Values{"token": {link[1]}}), http.StatusSeeOther)
+
+		want := []string{"1 account\n", "2 accounts\n"}[i]
+		if _, stderr, exit := admin(t, a, "", "users"); exit != 0 || stderr != want {
+			t.Errorf("users on %d accounts: stderr %q, want %q alone", i+1, stderr, want)
+		}
+	}
+	if out, stderr, exit := admin(t, a, "", "show", "ann@example.com"); exit != 0 || stderr != "" || !strings.Contains(out, "ann@example.com") {
+		t.Errorf("show: exit %d, stderr %q (want nothing there)\n%s", exit, stderr, out)
+	}
+	if _, stderr, _ := admin(t, a, "", "users", "--json"); stderr != "" {
+		t.Errorf("users --json: stderr %q, want nothing there", stderr)
+	}
+}
+
 // waitSignedOut waits until b is signed out, within a second and a half.
 func waitSignedOut(t *testing.T, b *testkit.Browser, after string) {
 	t.Helper()
@@ -213,7 +251,7 @@ func TestSignUpControls(t *testing.T) {
 	member := a.Browser(t)
 	// The first account comes by invitation.
 	out, stderr, exit := admin(t, a, "", "invite", "first@example.com")
-	if exit != 0 || !strings.Contains(out, "Invitation sent") {
+	if exit != 0 || !strings.Contains(out, "Invitation sent to first@example.com") {
 		t.Fatalf("invite: exit %d %s %s", exit, out, stderr)
 	}
 	invitation := a.Mail.WaitForMatch(t, "first@example.com", 0, func(m testkit.Mail) bool { return strings.Contains(m.Subject, "invited") })
