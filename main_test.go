@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/admin"
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -90,10 +91,9 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 }
 
 func TestHelpListsEveryVariable(t *testing.T) {
-	var out testkit.SyncBuffer
-	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, &out)
-	if err == nil {
-		t.Fatal("-h did not stop the program")
+	var out, errOut testkit.SyncBuffer
+	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatalf("-h: %v", err)
 	}
 	for _, name := range []string{"LISTEN_ADDR", "BASE_URL", "DATABASE_PATH", "SMTP_URL", "MAIL_FROM", "SECRET_KEYS",
 		"TRUSTED_PROXIES", "ACCESS_TOKEN_TTL", "SESSION_IDLE_TTL", "SESSION_MAX_TTL", "LINK_TTL", "REAUTH_TTL"} {
@@ -101,6 +101,64 @@ func TestHelpListsEveryVariable(t *testing.T) {
 			t.Errorf("-h does not mention %s", name)
 		}
 	}
+	if errOut.String() != "" {
+		t.Errorf("-h wrote to stderr: %q", errOut.String())
+	}
+}
+
+// TestUsage: -h prints to stdout and exits 0, for every command; an
+// argument or flag Latchkey does not know is bad usage (exit 2, usage on
+// stderr), and never starts the server.
+func TestUsage(t *testing.T) {
+	t.Chdir(t.TempDir())
+	// Were the server started, it would listen here, on a free port.
+	env := map[string]string{"LISTEN_ADDR": freeAddr(t)}
+	getenv := func(k string) string { return env[k] }
+	run := func(args ...string) (stdout, stderr string, exit int) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out, errOut testkit.SyncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, getenv, &out, &errOut) }()
+		select {
+		case err := <-done:
+			return out.String(), errOut.String(), admin.ExitCode(err)
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-done
+			t.Fatalf("latchkey %q did not return: it started the server\n%s", args, errOut.String())
+			return
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"admin", "-h"}, {"admin", "users", "-h"}, {"admin", "delete", "a@example.com", "-h"},
+		{"admin", "oidc-client", "-h"}, {"migrate-db", "-h"}} {
+		out, stderr, exit := run(args...)
+		if exit != 0 || !strings.HasPrefix(out, "Usage: latchkey") || stderr != "" {
+			t.Errorf("latchkey %q: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the usage on stdout alone", args, exit, stderr, out)
+		}
+	}
+	for _, args := range [][]string{{"bogus"}, {"serve"}, {"--bogus"}, {"admin"}, {"admin", "bogus"}, {"admin", "users", "--bogus"},
+		{"migrate-db", "--bogus"}, {"migrate-db", "--to", "postgres://localhost/db", "extra"}} {
+		out, stderr, exit := run(args...)
+		if exit != 2 || !strings.Contains(stderr, "Usage: latchkey") || out != "" {
+			t.Errorf("latchkey %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and the usage on stderr", args, exit, out, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("usage mistakes left %v behind", entries)
+	}
+}
+
+// freeAddr returns a loopback address with a port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func TestBadConfigurationIsExplained(t *testing.T) {

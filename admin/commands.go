@@ -78,7 +78,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 		usageText(env.Stderr)
 		return usage("admin needs a command")
 	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usageText(env.Stdout)
 		return nil
 	}
@@ -93,28 +93,34 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return usage("unknown admin command %q", args[0])
 	}
 	flags := flag.NewFlagSet("latchkey admin "+cmd.name, flag.ContinueOnError)
-	flags.SetOutput(env.Stderr)
-	flags.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: latchkey admin %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
+	// The flag package's own messages would repeat the error main prints.
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
+	commandUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: latchkey admin %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
+		flags.SetOutput(w)
 		flags.PrintDefaults()
+		flags.SetOutput(io.Discard)
 	}
 	if cmd.flags != nil {
 		cmd.flags(flags)
 	}
 	positional, err := parseInterspersed(flags, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
+		commandUsage(env.Stdout)
 		return nil
 	}
 	if err != nil {
+		commandUsage(env.Stderr)
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	wantsEmail := strings.HasPrefix(cmd.args, "EMAIL")
 	switch {
 	case wantsEmail && len(positional) != 1:
-		flags.Usage()
+		commandUsage(env.Stderr)
 		return usage("%s needs one email address", cmd.name)
 	case !wantsEmail && len(positional) != 0:
-		flags.Usage()
+		commandUsage(env.Stderr)
 		return usage("%s takes no arguments besides its flags", cmd.name)
 	}
 	if wantsEmail {

@@ -16,22 +16,29 @@ import (
 // one transaction, and checks the counts. The URL is never printed.
 func MigrateDB(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("latchkey migrate-db", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	// The flag package's own messages would repeat the error main prints.
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
 	to := flags.String("to", "", "the empty PostgreSQL database to copy into: postgres://user:pass@host:5432/db")
-	flags.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: latchkey migrate-db --to postgres://user:pass@host:5432/db\n\n"+
+	usageText := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: latchkey migrate-db --to postgres://user:pass@host:5432/db\n\n"+
 			"Copies every account and passkey of the SQLite database at DATABASE_PATH\n"+
 			"into an empty PostgreSQL database, in one transaction, and checks the\n"+
 			"counts. Stop the servers first; afterwards start them with DATABASE_URL.")
+		flags.SetOutput(w)
 		flags.PrintDefaults()
+		flags.SetOutput(io.Discard)
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usageText(stdout)
 			return nil
 		}
+		usageText(stderr)
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	if flags.NArg() > 0 {
+		usageText(stderr)
 		return usage("migrate-db takes no arguments besides --to")
 	}
 	if err := db.CheckURL(*to); err != nil {
