@@ -37,7 +37,8 @@ const shutdownGrace = 15 * time.Second
 
 const commandsUsage = `Usage: latchkey                                 serve, configured by environment variables (latchkey -h)
        latchkey admin COMMAND …                 operator commands (latchkey admin -h)
-       latchkey migrate-db --to postgres://…    copy the SQLite database into PostgreSQL`
+       latchkey migrate-db --to postgres://…    copy the SQLite database into PostgreSQL
+       latchkey healthcheck                     exit 0 if the server at LISTEN_ADDR answers /healthz`
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return admin.MigrateDB(ctx, args[1:], getenv, stdout, stderr)
 		case "admin":
 			return admin.Run(ctx, args[1:], admin.Env{Getenv: getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+		case "healthcheck":
+			return admin.Healthcheck(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	flags := flag.NewFlagSet("latchkey", flag.ContinueOnError)

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +50,11 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 			t.Fatalf("the app did not start: %v\n%s", err, stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	var healthOut testkit.SyncBuffer
+	if err := run(ctx, []string{"healthcheck"}, func(k string) string { return env[k] }, &healthOut, &healthOut); err != nil {
+		t.Errorf("latchkey healthcheck on the running app: %v\n%s", err, healthOut.String())
 	}
 
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/signin/email", strings.NewReader(url.Values{"email": {"first@example.com"}}.Encode()))
@@ -132,14 +140,14 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"admin", "-h"}, {"admin", "users", "-h"}, {"admin", "delete", "a@example.com", "-h"},
-		{"admin", "oidc-client", "-h"}, {"migrate-db", "-h"}} {
+		{"admin", "oidc-client", "-h"}, {"migrate-db", "-h"}, {"healthcheck", "-h"}} {
 		out, stderr, exit := run(args...)
 		if exit != 0 || !strings.HasPrefix(out, "Usage: latchkey") || stderr != "" {
 			t.Errorf("latchkey %q: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the usage on stdout alone", args, exit, stderr, out)
 		}
 	}
 	for _, args := range [][]string{{"bogus"}, {"serve"}, {"--bogus"}, {"admin"}, {"admin", "bogus"}, {"admin", "users", "--bogus"},
-		{"migrate-db", "--bogus"}, {"migrate-db", "--to", "postgres://localhost/db", "extra"}} {
+		{"migrate-db", "--bogus"}, {"migrate-db", "--to", "postgres://localhost/db", "extra"}, {"healthcheck", "extra"}, {"healthcheck", "--bogus"}} {
 		out, stderr, exit := run(args...)
 		if exit != 2 || !strings.Contains(stderr, "Usage: latchkey") || out != "" {
 			t.Errorf("latchkey %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and the usage on stderr", args, exit, out, stderr)
@@ -159,6 +167,69 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestHealthcheck: `latchkey healthcheck` exits 0 when /healthz on its
+// LISTEN_ADDR answers 200 within 2 seconds, and 1 when it answers
+// anything else, too slowly, or nothing listens there. A LISTEN_ADDR on
+// every address (":PORT", "0.0.0.0:PORT") is checked on loopback.
+func TestHealthcheck(t *testing.T) {
+	var status atomic.Int32
+	var delay atomic.Int64
+	var paths testkit.SyncBuffer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(&paths, r.Method, r.URL.Path)
+		select {
+		case <-time.After(time.Duration(delay.Load())):
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	check := func(listen string) (exit int, took time.Duration, stderr string) {
+		t.Helper()
+		var out, errOut testkit.SyncBuffer
+		start := time.Now()
+		err := run(context.Background(), []string{"healthcheck"}, func(k string) string {
+			return map[string]string{"LISTEN_ADDR": listen}[k]
+		}, &out, &errOut)
+		if err != nil {
+			fmt.Fprint(&errOut, err)
+		}
+		return admin.ExitCode(err), time.Since(start), errOut.String()
+	}
+	for _, tc := range []struct {
+		name   string
+		listen string
+		status int
+		delay  time.Duration
+		want   int
+	}{
+		{"healthy", "127.0.0.1:" + port, http.StatusOK, 0, 0},
+		{"every address", ":" + port, http.StatusOK, 0, 0},
+		{"every IPv4 address", "0.0.0.0:" + port, http.StatusOK, 0, 0},
+		{"healthy within 2 s", "127.0.0.1:" + port, http.StatusOK, time.Second, 0},
+		{"database away", "127.0.0.1:" + port, http.StatusServiceUnavailable, 0, 1},
+		{"a redirect", "127.0.0.1:" + port, http.StatusFound, 0, 1},
+		{"too slow", "127.0.0.1:" + port, http.StatusOK, 5 * time.Second, 1},
+		{"nothing listening", freeAddr(t), http.StatusOK, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status.Store(int32(tc.status))
+			delay.Store(int64(tc.delay))
+			exit, took, stderr := check(tc.listen)
+			if exit != tc.want {
+				t.Errorf("exit %d, want %d (%s)", exit, tc.want, stderr)
+			}
+			if took > 3*time.Second {
+				t.Errorf("took %v, want at most about 2 s", took)
+			}
+		})
+	}
+	if got := paths.String(); !strings.HasPrefix(got, "GET /healthz\n") || strings.Count(got, "GET /healthz\n") != strings.Count(got, "\n") {
+		t.Errorf("the checks asked for:\n%s", got)
+	}
 }
 
 func TestBadConfigurationIsExplained(t *testing.T) {
