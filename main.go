@@ -26,9 +26,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "latchkey:", err)
-		}
+		fmt.Fprintln(os.Stderr, "latchkey:", err)
 		os.Exit(max(1, admin.ExitCode(err)))
 	}
 }
@@ -37,6 +35,11 @@ func main() {
 // stop.
 const shutdownGrace = 15 * time.Second
 
+const commandsUsage = `Usage: latchkey                                 serve, configured by environment variables (latchkey -h)
+       latchkey admin COMMAND …                 operator commands (latchkey admin -h)
+       latchkey migrate-db --to postgres://…    copy the SQLite database into PostgreSQL
+       latchkey healthcheck                     exit 0 if the server at LISTEN_ADDR answers /healthz`
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -44,25 +47,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return admin.MigrateDB(ctx, args[1:], getenv, stdout, stderr)
 		case "admin":
 			return admin.Run(ctx, args[1:], admin.Env{Getenv: getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+		case "healthcheck":
+			return admin.Healthcheck(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	flags := flag.NewFlagSet("latchkey", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	flags.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: latchkey              serve\n"+
-			"       latchkey admin COMMAND …                 operator commands (latchkey admin -h)\n"+
-			"       latchkey migrate-db --to postgres://…   copy the SQLite database into PostgreSQL\n\n"+
-			"Latchkey is configured by environment variables:")
-		for _, v := range app.Variables {
-			def := v.Default
-			if def == "" {
-				def = "(empty)"
-			}
-			fmt.Fprintf(stderr, "\n  %s  (default %s)\n      %s\n", v.Name, def, v.Meaning)
-		}
-	}
+	// The flag package's own messages would repeat the error main prints.
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
 	if err := flags.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, commandsUsage+"\n\nLatchkey is configured by environment variables:")
+			for _, v := range app.Variables {
+				def := v.Default
+				if def == "" {
+					def = "(empty)"
+				}
+				fmt.Fprintf(stdout, "\n  %s  (default %s)\n      %s\n", v.Name, def, v.Meaning)
+			}
+			return nil
+		}
+		fmt.Fprintln(stderr, commandsUsage)
+		return &admin.ExitError{Code: admin.ExitUsage, Err: err}
+	}
+	if flags.NArg() > 0 {
+		// Never start the server on a mistyped command.
+		fmt.Fprintln(stderr, commandsUsage)
+		return &admin.ExitError{Code: admin.ExitUsage, Err: fmt.Errorf("unknown command %q", flags.Arg(0))}
 	}
 
 	cfg, err := app.ConfigFromEnv(getenv)

@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/admin"
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -46,6 +50,11 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 			t.Fatalf("the app did not start: %v\n%s", err, stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	var healthOut testkit.SyncBuffer
+	if err := run(ctx, []string{"healthcheck"}, func(k string) string { return env[k] }, &healthOut, &healthOut); err != nil {
+		t.Errorf("latchkey healthcheck on the running app: %v\n%s", err, healthOut.String())
 	}
 
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/signin/email", strings.NewReader(url.Values{"email": {"first@example.com"}}.Encode()))
@@ -90,16 +99,136 @@ func TestFirstRunNeedsNoConfiguration(t *testing.T) {
 }
 
 func TestHelpListsEveryVariable(t *testing.T) {
-	var out testkit.SyncBuffer
-	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, &out)
-	if err == nil {
-		t.Fatal("-h did not stop the program")
+	var out, errOut testkit.SyncBuffer
+	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatalf("-h: %v", err)
 	}
 	for _, name := range []string{"LISTEN_ADDR", "BASE_URL", "DATABASE_PATH", "SMTP_URL", "MAIL_FROM", "SECRET_KEYS",
 		"TRUSTED_PROXIES", "ACCESS_TOKEN_TTL", "SESSION_IDLE_TTL", "SESSION_MAX_TTL", "LINK_TTL", "REAUTH_TTL"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h does not mention %s", name)
 		}
+	}
+	if errOut.String() != "" {
+		t.Errorf("-h wrote to stderr: %q", errOut.String())
+	}
+}
+
+// TestUsage: -h prints to stdout and exits 0, for every command; an
+// argument or flag Latchkey does not know is bad usage (exit 2, usage on
+// stderr), and never starts the server.
+func TestUsage(t *testing.T) {
+	t.Chdir(t.TempDir())
+	// Were the server started, it would listen here, on a free port.
+	env := map[string]string{"LISTEN_ADDR": freeAddr(t)}
+	getenv := func(k string) string { return env[k] }
+	run := func(args ...string) (stdout, stderr string, exit int) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out, errOut testkit.SyncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, getenv, &out, &errOut) }()
+		select {
+		case err := <-done:
+			return out.String(), errOut.String(), admin.ExitCode(err)
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-done
+			t.Fatalf("latchkey %q did not return: it started the server\n%s", args, errOut.String())
+			return
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"admin", "-h"}, {"admin", "users", "-h"}, {"admin", "delete", "a@example.com", "-h"},
+		{"admin", "oidc-client", "-h"}, {"migrate-db", "-h"}, {"healthcheck", "-h"}} {
+		out, stderr, exit := run(args...)
+		if exit != 0 || !strings.HasPrefix(out, "Usage: latchkey") || stderr != "" {
+			t.Errorf("latchkey %q: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the usage on stdout alone", args, exit, stderr, out)
+		}
+	}
+	for _, args := range [][]string{{"bogus"}, {"serve"}, {"--bogus"}, {"admin"}, {"admin", "bogus"}, {"admin", "users", "--bogus"},
+		{"migrate-db", "--bogus"}, {"migrate-db", "--to", "postgres://localhost/db", "extra"}, {"healthcheck", "extra"}, {"healthcheck", "--bogus"}} {
+		out, stderr, exit := run(args...)
+		if exit != 2 || !strings.Contains(stderr, "Usage: latchkey") || out != "" {
+			t.Errorf("latchkey %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and the usage on stderr", args, exit, out, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("usage mistakes left %v behind", entries)
+	}
+}
+
+// freeAddr returns a loopback address with a port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestHealthcheck: `latchkey healthcheck` exits 0 when /healthz on its
+// LISTEN_ADDR answers 200 within 2 seconds, and 1 when it answers
+// anything else, too slowly, or nothing listens there. A LISTEN_ADDR on
+// every address (":PORT", "0.0.0.0:PORT") is checked on loopback.
+func TestHealthcheck(t *testing.T) {
+	var status atomic.Int32
+	var delay atomic.Int64
+	var paths testkit.SyncBuffer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(&paths, r.Method, r.URL.Path)
+		select {
+		case <-time.After(time.Duration(delay.Load())):
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	check := func(listen string) (exit int, took time.Duration, stderr string) {
+		t.Helper()
+		var out, errOut testkit.SyncBuffer
+		start := time.Now()
+		err := run(context.Background(), []string{"healthcheck"}, func(k string) string {
+			return map[string]string{"LISTEN_ADDR": listen}[k]
+		}, &out, &errOut)
+		if err != nil {
+			fmt.Fprint(&errOut, err)
+		}
+		return admin.ExitCode(err), time.Since(start), errOut.String()
+	}
+	for _, tc := range []struct {
+		name   string
+		listen string
+		status int
+		delay  time.Duration
+		want   int
+	}{
+		{"healthy", "127.0.0.1:" + port, http.StatusOK, 0, 0},
+		{"every address", ":" + port, http.StatusOK, 0, 0},
+		{"every IPv4 address", "0.0.0.0:" + port, http.StatusOK, 0, 0},
+		{"healthy within 2 s", "127.0.0.1:" + port, http.StatusOK, time.Second, 0},
+		{"database away", "127.0.0.1:" + port, http.StatusServiceUnavailable, 0, 1},
+		{"a redirect", "127.0.0.1:" + port, http.StatusFound, 0, 1},
+		{"too slow", "127.0.0.1:" + port, http.StatusOK, 5 * time.Second, 1},
+		{"nothing listening", freeAddr(t), http.StatusOK, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status.Store(int32(tc.status))
+			delay.Store(int64(tc.delay))
+			exit, took, stderr := check(tc.listen)
+			if exit != tc.want {
+				t.Errorf("exit %d, want %d (%s)", exit, tc.want, stderr)
+			}
+			if took > 3*time.Second {
+				t.Errorf("took %v, want at most about 2 s", took)
+			}
+		})
+	}
+	if got := paths.String(); !strings.HasPrefix(got, "GET /healthz\n") || strings.Count(got, "GET /healthz\n") != strings.Count(got, "\n") {
+		t.Errorf("the checks asked for:\n%s", got)
 	}
 }
 

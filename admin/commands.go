@@ -68,17 +68,19 @@ func Run(ctx context.Context, args []string, env Env) error {
 	usageText := func(w io.Writer) {
 		fmt.Fprintln(w, "Usage: latchkey admin COMMAND [ARGUMENTS]\n\n"+
 			"Operator commands. They read the same environment as the server (DATABASE_PATH or\n"+
-			"DATABASE_URL, SECRET_KEYS, SMTP_URL, BASE_URL, …) and are safe to run while servers run.\n\nCommands:")
+			"DATABASE_URL, SECRET_KEYS, SMTP_URL, BASE_URL, …) and are safe to run while servers run.\n"+
+			"They never create a database. Each change is a security event in their log (standard\n"+
+			"error, in LOG_FORMAT), like the server's.\n\nCommands:")
 		for _, c := range commands {
 			fmt.Fprintf(w, "  %-14s %-28s %s\n", c.name, c.args, c.help)
 		}
-		fmt.Fprintln(w, "\nExit status: 0 done, 1 failed or no such account, 2 bad usage.")
+		fmt.Fprintln(w, "\nExit status: 0 done, 1 failed, no such account or no database there, 2 bad usage.")
 	}
 	if len(args) == 0 {
 		usageText(env.Stderr)
 		return usage("admin needs a command")
 	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usageText(env.Stdout)
 		return nil
 	}
@@ -93,28 +95,34 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return usage("unknown admin command %q", args[0])
 	}
 	flags := flag.NewFlagSet("latchkey admin "+cmd.name, flag.ContinueOnError)
-	flags.SetOutput(env.Stderr)
-	flags.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: latchkey admin %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
+	// The flag package's own messages would repeat the error main prints.
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
+	commandUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: latchkey admin %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
+		flags.SetOutput(w)
 		flags.PrintDefaults()
+		flags.SetOutput(io.Discard)
 	}
 	if cmd.flags != nil {
 		cmd.flags(flags)
 	}
 	positional, err := parseInterspersed(flags, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
+		commandUsage(env.Stdout)
 		return nil
 	}
 	if err != nil {
+		commandUsage(env.Stderr)
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	wantsEmail := strings.HasPrefix(cmd.args, "EMAIL")
 	switch {
 	case wantsEmail && len(positional) != 1:
-		flags.Usage()
+		commandUsage(env.Stderr)
 		return usage("%s needs one email address", cmd.name)
 	case !wantsEmail && len(positional) != 0:
-		flags.Usage()
+		commandUsage(env.Stderr)
 		return usage("%s takes no arguments besides its flags", cmd.name)
 	}
 	if wantsEmail {
@@ -143,7 +151,17 @@ func Run(ctx context.Context, args []string, env Env) error {
 	if env.Options.Clock == nil {
 		env.Options.Clock = auth.SystemClock{}
 	}
+	// Only the server creates a database and its secret: pointed at the
+	// wrong place, a command must not answer from a new, empty one.
+	env.Options.ExistingDatabase = true
 	base, err := app.OpenBase(ctx, cfg, env.Options)
+	if errors.Is(err, db.ErrNoDatabase) {
+		setting := "DATABASE_PATH"
+		if cfg.DatabaseURL != "" {
+			setting = "DATABASE_URL"
+		}
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%w (%s): is that where the server keeps it? The server creates its database on its first start; this command creates nothing", err, setting)}
+	}
 	if err != nil {
 		return err
 	}
@@ -327,8 +345,16 @@ func (t *tool) users(flags *flag.FlagSet, _ []string) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(t.env.Stderr, "%d accounts\n", len(out))
+	fmt.Fprintln(t.env.Stderr, count(len(out), "account", "accounts"))
 	return nil
+}
+
+// count says how many: "1 account", "2 accounts", "0 accounts".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func onOff(b bool) string {
@@ -460,7 +486,7 @@ func (t *tool) delete(flags *flag.FlagSet, args []string) error {
 		return err
 	}
 	if flags.Lookup("yes").Value.String() != "true" {
-		fmt.Fprintf(t.env.Stderr, "Delete the account of %s and its %d passkeys? This can't be undone.\nType the address to confirm: ", u.Email, u.Passkeys)
+		fmt.Fprintf(t.env.Stderr, "Delete the account of %s and its %s? This can't be undone.\nType the address to confirm: ", u.Email, count(u.Passkeys, "passkey", "passkeys"))
 		line, _ := bufio.NewReader(t.env.Stdin).ReadString('\n')
 		if strings.ToLower(strings.TrimSpace(line)) != u.Email {
 			return &ExitError{Code: ExitFailure, Err: errors.New("not confirmed: nothing was deleted")}
@@ -503,6 +529,10 @@ func (t *tool) invite(flags *flag.FlagSet, args []string) error {
 		return err
 	}
 	t.event(nil, slog.String("email_domain", email[strings.LastIndexByte(email, '@')+1:]))
+	if t.cfg.SMTP == nil {
+		t.printf("SMTP_URL is empty, so the invitation to %s was not sent: it was written to the log (standard error) instead. Its link works once, for %s.\n", email, t.cfg.LinkTTL)
+		return nil
+	}
 	t.printf("Invitation sent to %s; its link works once, for %s.\n", email, t.cfg.LinkTTL)
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/latchkey/latchkey/db"
@@ -17,22 +16,29 @@ import (
 // one transaction, and checks the counts. The URL is never printed.
 func MigrateDB(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("latchkey migrate-db", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	// The flag package's own messages would repeat the error main prints.
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
 	to := flags.String("to", "", "the empty PostgreSQL database to copy into: postgres://user:pass@host:5432/db")
-	flags.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: latchkey migrate-db --to postgres://user:pass@host:5432/db\n\n"+
+	usageText := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: latchkey migrate-db --to postgres://user:pass@host:5432/db\n\n"+
 			"Copies every account and passkey of the SQLite database at DATABASE_PATH\n"+
 			"into an empty PostgreSQL database, in one transaction, and checks the\n"+
 			"counts. Stop the servers first; afterwards start them with DATABASE_URL.")
+		flags.SetOutput(w)
 		flags.PrintDefaults()
+		flags.SetOutput(io.Discard)
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usageText(stdout)
 			return nil
 		}
+		usageText(stderr)
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	if flags.NArg() > 0 {
+		usageText(stderr)
 		return usage("migrate-db takes no arguments besides --to")
 	}
 	if err := db.CheckURL(*to); err != nil {
@@ -42,10 +48,12 @@ func MigrateDB(ctx context.Context, args []string, getenv func(string) string, s
 	if path == "" {
 		path = "data/latchkey.db"
 	}
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no SQLite database at %s (DATABASE_PATH): %w", path, err)
+	// The source must be a Latchkey database already: a mistyped path is
+	// reported, not created empty and copied.
+	src, err := db.Open(ctx, db.Config{Path: path, Existing: true})
+	if errors.Is(err, db.ErrNoDatabase) {
+		return fmt.Errorf("%w (DATABASE_PATH): nothing was copied", err)
 	}
-	src, err := db.Open(ctx, db.Config{Path: path})
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -59,8 +67,8 @@ func MigrateDB(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("nothing was copied: %w", err)
 	}
-	fmt.Fprintf(stdout, "Copied %d user rows (accounts, and deleted accounts still remembered) and %d passkeys from %s to PostgreSQL; the counts match.\n"+
+	fmt.Fprintf(stdout, "Copied %s (accounts, and deleted accounts still remembered) and %s from %s to PostgreSQL; the counts match.\n"+
 		"Start every instance with DATABASE_URL set (and DATABASE_PATH unset), with the same SECRET_KEYS as before.\n",
-		copied["users"], copied["credentials"], path)
+		count(int(copied["users"]), "user row", "user rows"), count(int(copied["credentials"]), "passkey", "passkeys"), path)
 	return nil
 }

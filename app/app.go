@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +35,11 @@ type Options struct {
 	// PollInterval is how often revocations are polled (default 500ms;
 	// 1s when the database pushes them).
 	PollInterval time.Duration
+	// ExistingDatabase makes OpenBase create nothing, for the operator's
+	// commands: the database must be one Latchkey made (otherwise an error
+	// wrapping db.ErrNoDatabase), and without SECRET_KEYS the secret file
+	// beside it must exist.
+	ExistingDatabase bool
 }
 
 // App is a running Latchkey, minus the listener.
@@ -57,7 +64,8 @@ type Base struct {
 
 // OpenBase opens the database, derives the keys (reading or creating the
 // secret file when SECRET_KEYS is empty) and picks the mail sender, as
-// cfg says. Close the DB when done.
+// cfg says. With opts.ExistingDatabase it creates nothing. Close the DB
+// when done.
 func OpenBase(ctx context.Context, cfg Config, opts Options) (*Base, error) {
 	log := opts.Logger
 	if log == nil {
@@ -66,11 +74,55 @@ func OpenBase(ctx context.Context, cfg Config, opts Options) (*Base, error) {
 	if opts.MailLog == nil {
 		opts.MailLog = os.Stderr
 	}
+	// The database first: a wrong DATABASE_PATH is reported before a
+	// secret file is made beside it.
+	database, err := db.Open(ctx, db.Config{Path: cfg.DatabasePath, URL: cfg.DatabaseURL, Existing: opts.ExistingDatabase})
+	if err != nil {
+		switch {
+		case errors.Is(err, db.ErrNoDatabase):
+			return nil, err // it names the place, and never the URL
+		case cfg.DatabaseURL != "":
+			return nil, fmt.Errorf("database (PostgreSQL): %w", err) // never the URL: it may hold a password
+		}
+		return nil, fmt.Errorf("database %s: %w", cfg.DatabasePath, err)
+	}
+	keys, err := openKeys(cfg, opts, log)
+	if err != nil {
+		database.Close()
+		return nil, err
+	}
+
+	var sender mail.Sender
+	if cfg.SMTP != nil {
+		smtp := *cfg.SMTP
+		if opts.SMTPTLSConfig != nil {
+			smtp.TLSConfig = opts.SMTPTLSConfig
+		}
+		sender = &mail.SMTPSender{Config: smtp, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout}
+	} else {
+		sender = &mail.LogSender{W: opts.MailLog}
+	}
+	return &Base{DB: database, Keys: keys, Mailer: sender}, nil
+}
+
+// openKeys derives the keys from SECRET_KEYS or, when it is empty, from
+// the secret file beside the database, which is created on first start
+// (but never with opts.ExistingDatabase).
+func openKeys(cfg Config, opts Options, log *slog.Logger) (*auth.Keys, error) {
 	secrets := cfg.SecretKeys
 	if secrets == nil {
-		var created bool
-		var err error
-		secrets, created, err = auth.LoadOrCreateSecretFile(cfg.SecretFile())
+		var (
+			created bool
+			err     error
+		)
+		if opts.ExistingDatabase {
+			secrets, err = auth.ReadSecretFile(cfg.SecretFile())
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("SECRET_KEYS is empty and there is no %s beside the database: give this command the SECRET_KEYS the server has", cfg.SecretFile())
+			}
+		} else {
+			secrets, created, err = auth.LoadOrCreateSecretFile(cfg.SecretFile())
+		}
 		if err != nil {
 			return nil, fmt.Errorf("secret keys: %w", err)
 		}
@@ -82,27 +134,7 @@ func OpenBase(ctx context.Context, cfg Config, opts Options) (*Base, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SECRET_KEYS: %w", err)
 	}
-
-	database, err := db.Open(ctx, db.Config{Path: cfg.DatabasePath, URL: cfg.DatabaseURL})
-	if err != nil {
-		if cfg.DatabaseURL != "" {
-			return nil, fmt.Errorf("database (PostgreSQL): %w", err) // never the URL: it may hold a password
-		}
-		return nil, fmt.Errorf("database %s: %w", cfg.DatabasePath, err)
-	}
-
-	var sender mail.Sender
-	if cfg.SMTP != nil {
-		smtp := *cfg.SMTP
-		if opts.SMTPTLSConfig != nil {
-			smtp.TLSConfig = opts.SMTPTLSConfig
-		}
-		sender = &mail.SMTPSender{Config: smtp, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout}
-	} else {
-		log.Warn("SMTP_URL is empty: emails are written to this log instead of being sent (development mode)")
-		sender = &mail.LogSender{W: opts.MailLog}
-	}
-	return &Base{DB: database, Keys: keys, Mailer: sender}, nil
+	return keys, nil
 }
 
 // New builds the app from cfg. Close stops it.
@@ -121,6 +153,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	base, err := OpenBase(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.SMTP == nil {
+		log.Warn("SMTP_URL is empty: emails are written to this log instead of being sent (development mode)")
 	}
 	database, keys, sender := base.DB, base.Keys, base.Mailer
 

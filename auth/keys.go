@@ -263,15 +263,25 @@ func decodeBase64(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(s)
 }
 
+// ReadSecretFile reads the secrets in path, one per line. A missing file
+// is an error wrapping fs.ErrNotExist.
+func ReadSecretFile(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := ParseSecrets(strings.ReplaceAll(strings.TrimSpace(string(data)), "\n", ","))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return secrets, nil
+}
+
 // LoadOrCreateSecretFile reads the secrets in path, creating the file (mode
 // 0600) with one new random secret if it does not exist.
 func LoadOrCreateSecretFile(path string) ([][]byte, bool, error) {
-	data, err := os.ReadFile(path)
+	secrets, err := ReadSecretFile(path)
 	if err == nil {
-		secrets, err := ParseSecrets(strings.ReplaceAll(strings.TrimSpace(string(data)), "\n", ","))
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", path, err)
-		}
 		return secrets, false, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {

@@ -49,7 +49,7 @@ func (d *DB) CopyTo(ctx context.Context, dst *DB) (Copied, error) {
 			return err
 		}
 		if existing > 0 {
-			return fmt.Errorf("the PostgreSQL database already has %d users: copy into an empty one", existing)
+			return fmt.Errorf("the PostgreSQL database already has users (%d rows): copy into an empty one", existing)
 		}
 		for _, table := range copiedTables {
 			n, err := copyTable(ctx, src, tx, table)
@@ -62,7 +62,7 @@ func (d *DB) CopyTo(ctx context.Context, dst *DB) (Copied, error) {
 				return err
 			}
 			if got != n {
-				return fmt.Errorf("copying %s: %d rows read, %d in PostgreSQL", table, n, got)
+				return fmt.Errorf("copying %s: read %d, found %d in PostgreSQL", table, n, got)
 			}
 			// New rows continue after the copied ids.
 			if _, err := tx.exec(`SELECT setval(pg_get_serial_sequence('` + table + `', 'id'),

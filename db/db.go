@@ -39,7 +39,18 @@ type Config struct {
 	OpTimeout time.Duration
 	// MaxConns is PostgreSQL's pool size per instance (default 10).
 	MaxConns int
+	// Existing opens only a database Latchkey has already made: where
+	// there is none (a missing SQLite file, or a database without
+	// Latchkey's tables), Open returns an error wrapping ErrNoDatabase
+	// and creates, migrates and changes nothing. The operator's commands
+	// open this way, so that a typo in DATABASE_PATH is reported instead
+	// of answered from a new, empty database.
+	Existing bool
 }
+
+// ErrNoDatabase is what Open with Config.Existing finds where there is no
+// Latchkey database.
+var ErrNoDatabase = errors.New("no Latchkey database")
 
 // DB is the store. On SQLite it is a pool of read connections and a single
 // write connection: writes from this process queue in Go instead of
@@ -84,13 +95,20 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.URL != "" {
 		d, err = openPostgres(ctx, cfg)
 	} else {
-		d, err = openSQLite(ctx, cfg.Path)
+		d, err = openSQLite(ctx, cfg.Path, cfg.Existing)
 	}
 	if err != nil {
 		return nil, err
 	}
 	d.opTimeout = cfg.OpTimeout
 	d.r, d.w = newStmtCache(d.read, &d.dialect, &d.statements), newStmtCache(d.write, &d.dialect, &d.statements)
+	if cfg.Existing && d.postgres {
+		// (SQLite's file was checked before it was opened.)
+		if err := d.checkExisting(ctx); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -193,6 +211,50 @@ func (d *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migration %s: %w", base, err)
 		}
+	}
+	return nil
+}
+
+// hasSchema reports whether conn's database holds Latchkey's tables: a
+// schema_migrations table (other tools make tables of that name too) that
+// records Latchkey's first migration under its name.
+func hasSchema(ctx context.Context, conn *sql.DB, postgres bool) (bool, error) {
+	tableExists := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+	if postgres {
+		// In the schema migrate would create it in, not anywhere on the
+		// search_path.
+		tableExists = "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, tableExists).Scan(&n); err != nil || n == 0 {
+		return false, err
+	}
+	first, err := fs.Glob(migrationFiles, "migrations/sqlite/0001_*.sql")
+	if err != nil || len(first) != 1 {
+		return false, fmt.Errorf("the first migration is not embedded: %v", err)
+	}
+	// Another tool's table of that name may lack these columns: the
+	// database answered the query before, so a failure here says the
+	// table is not Latchkey's.
+	var name string
+	if err := conn.QueryRowContext(ctx, "SELECT name FROM schema_migrations WHERE version = 1").Scan(&name); err != nil {
+		return false, nil
+	}
+	return name == path.Base(first[0]), nil
+}
+
+// checkExisting returns an error wrapping ErrNoDatabase unless this
+// PostgreSQL database holds Latchkey's tables.
+func (d *DB) checkExisting(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opTimeout)
+	defer cancel()
+	ok, err := hasSchema(ctx, d.read, true)
+	if err != nil {
+		return fmt.Errorf("looking for Latchkey's tables: %w", err)
+	}
+	if !ok {
+		database, schema, _ := strings.Cut(d.namespace, ".")
+		return fmt.Errorf("%w in the PostgreSQL database %q (schema %q)", ErrNoDatabase, database, schema)
 	}
 	return nil
 }

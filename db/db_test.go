@@ -2,13 +2,17 @@ package db
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,6 +105,99 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 		if err := d.read.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&rows); err != nil || rows != len(allMigrations) {
 			t.Errorf("%d rows in schema_migrations (%v), want %d", rows, err, len(allMigrations))
 		}
+	})
+}
+
+// TestExistingCreatesNothing: opened with Existing, a database that is not
+// there, or holds no Latchkey tables (an empty file, an empty schema,
+// another tool's schema_migrations), is ErrNoDatabase, and nothing is
+// created, migrated or changed; a database Latchkey made opens.
+func TestExistingCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo", "latchkey.db")
+	if _, err := Open(ctx, Config{Path: missing, Existing: true}); !errors.Is(err, ErrNoDatabase) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("a missing file: %v, want ErrNoDatabase naming the path", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the missing file's folder was created (%v)", err)
+	}
+	if _, err := Open(ctx, Config{Path: dir, Existing: true}); !errors.Is(err, ErrNoDatabase) {
+		t.Errorf("a folder: %v, want ErrNoDatabase", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, Config{Path: empty, Existing: true}); !errors.Is(err, ErrNoDatabase) {
+		t.Errorf("an empty file: %v, want ErrNoDatabase", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the folder holds %d entries, want the empty file alone (nothing created beside it)", len(entries))
+	}
+	if info, err := os.Stat(empty); err != nil || info.Size() != 0 {
+		t.Errorf("the empty file was changed: %v, %v", info, err)
+	}
+
+	eachEngine(t, func(t *testing.T, cfg Config) {
+		existing := cfg
+		existing.Existing = true
+		if _, err := Open(ctx, existing); !errors.Is(err, ErrNoDatabase) {
+			t.Fatalf("a database Latchkey never opened: %v, want ErrNoDatabase", err)
+		}
+		tables := func() []string {
+			t.Helper()
+			conn, err := sql.Open(map[bool]string{true: "pgx", false: "sqlite"}[cfg.URL != ""], cmp.Or(cfg.URL, cfg.Path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			q := "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+			if cfg.URL != "" {
+				q = "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+			}
+			rows, err := conn.QueryContext(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var names []string
+			for rows.Next() {
+				var n string
+				rows.Scan(&n)
+				names = append(names, n)
+			}
+			return names
+		}
+		if names := tables(); len(names) != 0 {
+			t.Fatalf("refusing the database created tables %v", names)
+		}
+
+		// Another tool's migrations table is not Latchkey's.
+		conn, err := sql.Open(map[bool]string{true: "pgx", false: "sqlite"}[cfg.URL != ""], cmp.Or(cfg.URL, cfg.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)"); err != nil {
+			t.Fatal(err)
+		}
+		conn.ExecContext(ctx, "INSERT INTO schema_migrations VALUES (1, false)")
+		if _, err := Open(ctx, existing); !errors.Is(err, ErrNoDatabase) {
+			t.Errorf("another tool's schema_migrations: %v, want ErrNoDatabase", err)
+		}
+		if names := tables(); !slices.Equal(names, []string{"schema_migrations"}) {
+			t.Errorf("refusing the database changed its tables: %v", names)
+		}
+		if _, err := conn.ExecContext(ctx, "DROP TABLE schema_migrations"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+
+		MustOpen(t, cfg).Close()
+		d, err := Open(ctx, existing)
+		if err != nil {
+			t.Fatalf("a database Latchkey made: %v", err)
+		}
+		d.Close()
 	})
 }
 

@@ -3,7 +3,9 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,19 +31,26 @@ var pragmas = []string{
 }
 
 // openSQLite opens (creating if needed, with its folder) the SQLite
-// database at path: a pool of readers and one writer.
-func openSQLite(_ context.Context, path string) (*DB, error) {
-	if dir := filepath.Dir(path); dir != "" {
+// database at path: a pool of readers and one writer. With existing, it
+// creates nothing: the file must be a Latchkey database already.
+func openSQLite(ctx context.Context, path string, existing bool) (*DB, error) {
+	if existing {
+		if err := checkExistingSQLite(ctx, path); err != nil {
+			return nil, err
+		}
+	} else if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create database folder: %w", err)
 		}
 	}
 	// The database holds email addresses: create it readable by us only.
 	// SQLite gives its -wal and -shm files the same mode.
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
-		f.Close()
+	if !existing {
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		}
 	}
-	write, err := sql.Open("sqlite", sqliteDSN(path, false))
+	write, err := sql.Open("sqlite", sqliteDSN(path, false, existing))
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +59,7 @@ func openSQLite(_ context.Context, path string) (*DB, error) {
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxIdleTime(0)
 
-	read, err := sql.Open("sqlite", sqliteDSN(path, true))
+	read, err := sql.Open("sqlite", sqliteDSN(path, true, existing))
 	if err != nil {
 		write.Close()
 		return nil, err
@@ -64,8 +73,43 @@ func openSQLite(_ context.Context, path string) (*DB, error) {
 	return &DB{read: read, write: write}, nil
 }
 
-func sqliteDSN(path string, readOnly bool) string {
+// checkExistingSQLite returns an error wrapping ErrNoDatabase unless path
+// is a Latchkey database. It looks through a connection of its own,
+// read-only and without the pragmas (which would turn any SQLite file
+// they open into a WAL database), so nothing is created or changed.
+func checkExistingSQLite(ctx context.Context, path string) error {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w at %s", ErrNoDatabase, path)
+	}
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%w at %s: it is not a file", ErrNoDatabase, path)
+	}
+	probe, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer probe.Close()
+	ok, err := hasSchema(ctx, probe, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w at %s: the file has no Latchkey tables", ErrNoDatabase, path)
+	}
+	return nil
+}
+
+// sqliteDSN is the connection string of the database at path; existing
+// forbids SQLite to create it.
+func sqliteDSN(path string, readOnly, existing bool) string {
 	q := url.Values{}
+	if existing {
+		q.Set("mode", "rw")
+	}
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}

@@ -1,13 +1,21 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	adminpkg "github.com/latchkey/latchkey/admin"
 	"github.com/latchkey/latchkey/tests/testkit"
 )
 
@@ -147,6 +155,83 @@ func TestAdminCommands(t *testing.T) {
 	})
 }
 
+// TestAdminRefusesAMissingDatabase: pointed at a database that is not
+// there (a typo in DATABASE_PATH, another folder, an empty PostgreSQL
+// schema), every command says so, naming the place, and exits 1 creating
+// nothing: no file, no folder, no secret, no tables (a second try finds
+// the same nothing). migrate-db refuses a missing source the same way.
+func TestAdminRefusesAMissingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	for _, path := range []string{filepath.Join(dir, "latchkey.db"), filepath.Join(dir, "typo", "latchkey.db")} {
+		nowhere := &testkit.App{Env: map[string]string{"DATABASE_PATH": path}}
+		for _, args := range [][]string{{"users"}, {"users"}, {"show", "ann@example.com"}, {"invite", "ann@example.com"}, {"recovery-link", "ann@example.com"}} {
+			out, stderr, exit := admin(t, nowhere, "", args...)
+			if exit != 1 || out != "" || !strings.Contains(stderr, "no Latchkey database at "+path) {
+				t.Errorf("%v on %s: exit %d, want 1 saying there is no database there\n%s%s", args, path, exit, out, stderr)
+			}
+		}
+		var out, errOut bytes.Buffer
+		err := adminpkg.MigrateDB(context.Background(), []string{"--to", "postgres://u@127.0.0.1:1/db"}, func(k string) string { return nowhere.Env[k] }, &out, &errOut)
+		if adminpkg.ExitCode(err) != adminpkg.ExitFailure || !strings.Contains(fmt.Sprint(err), "no Latchkey database at "+path) {
+			t.Errorf("migrate-db from %s: %v (exit %d), want exit 1 saying there is no database there", path, err, adminpkg.ExitCode(err))
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("after the commands on %s, the folder holds %v, want nothing", path, entries)
+		}
+	}
+
+	pg := testkit.PostgresStore(t)
+	empty := &testkit.App{Env: map[string]string{"DATABASE_URL": pg.URL, "SECRET_KEYS": testkit.NewSecret()}}
+	for range 2 {
+		out, stderr, exit := admin(t, empty, "", "users")
+		if exit != 1 || out != "" || !strings.Contains(stderr, "no Latchkey database in the PostgreSQL database") || !strings.Contains(stderr, "DATABASE_URL") {
+			t.Errorf("users on an empty PostgreSQL schema: exit %d, want 1 saying there is no database there\n%s%s", exit, out, stderr)
+		}
+	}
+
+	// A database the server made is found, of course.
+	a := testkit.StartApp(t, testkit.AppOptions{})
+	if _, stderr, exit := admin(t, a, "", "users"); exit != 0 {
+		t.Errorf("users on the server's database: exit %d\n%s", exit, stderr)
+	}
+}
+
+// TestAdminSaysWhatItDid: without SMTP, the read-only commands print no
+// development-mode warning (nothing of theirs would be sent anyway), an
+// invitation says it was written to the log, not sent, and counts read
+// as English: "1 account", "2 accounts".
+func TestAdminSaysWhatItDid(t *testing.T) {
+	a := testkit.StartApp(t, testkit.AppOptions{MailLog: io.Discard})
+	if _, ok := a.Env["SMTP_URL"]; ok {
+		t.Fatal("the app has SMTP")
+	}
+	if _, stderr, _ := admin(t, a, "", "users"); stderr != "0 accounts\n" {
+		t.Errorf("users on no accounts: %q", stderr)
+	}
+	for i, email := range []string{"ann@example.com", "bob@example.com"} {
+		out, stderr, exit := admin(t, a, "", "invite", email)
+		if exit != 0 || strings.Contains(out, "sent to") || !strings.Contains(out, "not sent") || !strings.Contains(out, "written to the log") {
+			t.Errorf("invite without SMTP: exit %d, want it to say the invitation was written to the log, not sent:\n%s", exit, out)
+		}
+		link := regexp.MustCompile(`/signin/link\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(stderr)
+		if link == nil {
+			t.Fatalf("the invitation is not in the command's log:\n%s", stderr)
+		}
+		expectStatus(t, a.Browser(t).Post("/signin/link", url.Values{"token": {link[1]}}), http.StatusSeeOther)
+
+		want := []string{"1 account\n", "2 accounts\n"}[i]
+		if _, stderr, exit := admin(t, a, "", "users"); exit != 0 || stderr != want {
+			t.Errorf("users on %d accounts: stderr %q, want %q alone", i+1, stderr, want)
+		}
+	}
+	if out, stderr, exit := admin(t, a, "", "show", "ann@example.com"); exit != 0 || stderr != "" || !strings.Contains(out, "ann@example.com") {
+		t.Errorf("show: exit %d, stderr %q (want nothing there)\n%s", exit, stderr, out)
+	}
+	if _, stderr, _ := admin(t, a, "", "users", "--json"); stderr != "" {
+		t.Errorf("users --json: stderr %q, want nothing there", stderr)
+	}
+}
+
 // waitSignedOut waits until b is signed out, within a second and a half.
 func waitSignedOut(t *testing.T, b *testkit.Browser, after string) {
 	t.Helper()
@@ -166,7 +251,7 @@ func TestSignUpControls(t *testing.T) {
 	member := a.Browser(t)
 	// The first account comes by invitation.
 	out, stderr, exit := admin(t, a, "", "invite", "first@example.com")
-	if exit != 0 || !strings.Contains(out, "Invitation sent") {
+	if exit != 0 || !strings.Contains(out, "Invitation sent to first@example.com") {
 		t.Fatalf("invite: exit %d %s %s", exit, out, stderr)
 	}
 	invitation := a.Mail.WaitForMatch(t, "first@example.com", 0, func(m testkit.Mail) bool { return strings.Contains(m.Subject, "invited") })

@@ -47,7 +47,7 @@ func TestMigrateFromSQLiteToPostgres(t *testing.T) {
 	if err := adminpkg.MigrateDB(context.Background(), []string{"--to", pg.URL}, getenv, &out, &errOut); err != nil {
 		t.Fatalf("migrate-db: %v\n%s", err, errOut.String())
 	}
-	if !strings.Contains(out.String(), "and 1 passkeys") || !strings.Contains(out.String(), "the counts match") {
+	if !strings.Contains(out.String(), "and 1 passkey ") || !strings.Contains(out.String(), "the counts match") {
 		t.Errorf("migrate-db says: %s", out.String())
 	}
 
