@@ -139,6 +139,10 @@ func TestPromptLoginNeedsASignInAfterTheRequest(t *testing.T) {
 		if !toSignIn(r) {
 			t.Fatalf("prompt=login with a 20-minute-old session: %d %s, want the sign-in page", r.StatusCode, r.Header.Get("Location"))
 		}
+		// The old flaw: a parameter the person adds to the address.
+		if r := person.Get(pathOf(t, u) + "&lk_after=1"); !toSignIn(r) {
+			t.Errorf("lk_after added: %d %s, want the sign-in page again", r.StatusCode, r.Header.Get("Location"))
+		}
 		signInPage, _ := url.Parse(r.Header.Get("Location"))
 		resumeAddress := signInPage.Query().Get("next")
 		resumed, _ := url.Parse(resumeAddress)
@@ -148,7 +152,6 @@ func TestPromptLoginNeedsASignInAfterTheRequest(t *testing.T) {
 		}
 		otherState, _ := notesRequest(a.URL, url.Values{"prompt": {"login"}, "state": {"other"}, "lk_resume": {resume}})
 		for name, forged := range map[string]string{
-			"lk_after added":               pathOf(t, u) + "&lk_after=1",
 			"a forged resume value":        pathOf(t, u) + "&lk_resume=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 			"the resume address, unsigned": resumeAddress,
 			"the resume value moved":       pathOf(t, otherState),
