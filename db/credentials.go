@@ -268,7 +268,7 @@ func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.T
 		s.CancelledRecovery = false
 		// The owner's row first: rows are locked users before credentials.
 		var recovery int64
-		err := tx.row(`UPDATE users SET `+issuedHigh("$1")+` WHERE handle = $2 AND deleted_at IS NULL AND disabled_at IS NULL
+		err := tx.row(`UPDATE users SET signed_in_at = $1, `+issuedHigh("$1")+` WHERE handle = $2 AND deleted_at IS NULL AND disabled_at IS NULL
 			RETURNING `+issueAfter("$1")+`, recovery_due_at, lang`, now.UnixMilli(), u.Owner).Scan(&ms, &recovery, &s.Lang)
 		if errors.Is(err, sql.ErrNoRows) {
 			var disabled bool

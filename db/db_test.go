@@ -57,7 +57,7 @@ func MustOpen(tb testing.TB, cfg Config) *DB {
 
 var ctx = context.Background()
 
-var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql", "0006_language.sql", "0007_oidc_sessions.sql"}
+var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql", "0006_language.sql", "0007_oidc_sessions.sql", "0008_groups.sql"}
 
 func TestMigrationsAreRecordedOnce(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {

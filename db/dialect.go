@@ -32,9 +32,11 @@ type dialect struct {
 }
 
 // rewrite returns query as the engine reads it. Queries are written with
-// PostgreSQL's GREATEST (SQLite's multi-argument max) and row locks
-// (SELECT … FOR UPDATE), which SQLite does not need: a write transaction
-// there holds the database's one write lock from BEGIN IMMEDIATE on.
+// PostgreSQL's GREATEST (SQLite's multi-argument max), strpos (SQLite's
+// instr, same arguments), byte-wise comparison (COLLATE "C", SQLite's
+// default) and row locks (SELECT … FOR UPDATE), which SQLite does not
+// need: a write transaction there holds the database's one write lock
+// from BEGIN IMMEDIATE on.
 func (d *dialect) rewrite(query string) string {
 	if d.postgres {
 		return query
@@ -44,6 +46,8 @@ func (d *dialect) rewrite(query string) string {
 	}
 	q := strings.ReplaceAll(query, "GREATEST(", "max(")
 	q = strings.ReplaceAll(q, " FOR UPDATE", "")
+	q = strings.ReplaceAll(q, "strpos(", "instr(")
+	q = strings.ReplaceAll(q, ` COLLATE "C"`, "") // (SQLite compares text byte by byte already)
 	d.rewritten.Store(query, q)
 	return q
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,14 @@ type User struct {
 	Grants []Grant
 	// Lang is the language the person chose ("" if they never did).
 	Lang string
+	// Groups are the groups the account is in, sorted.
+	Groups []string
+	// SignedIn is when the account last signed in (zero: never recorded).
+	SignedIn time.Time
 }
+
+// InGroup reports whether the account is in the group.
+func (u *User) InGroup(group string) bool { return slices.Contains(u.Groups, group) }
 
 // RecoveryReady reports whether a session signed in at authTime (Unix s)
 // may add a passkey and delete the old ones because of a recovery: one is
@@ -57,7 +65,7 @@ func (u *User) SessionRevoked(sid string) bool {
 const userColumns = `users.id, users.handle, users.email, users.email_signin, users.created_at,
 	users.tokens_valid_after, users.revoked_sessions,
 	(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id),
-	users.disabled_at IS NOT NULL, users.recovery_due_at, users.oidc_grants, users.lang`
+	users.disabled_at IS NOT NULL, users.recovery_due_at, users.oidc_grants, users.lang, users.group_names, users.signed_in_at`
 
 // scanUser scans userColumns, then extra.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) {
@@ -66,13 +74,19 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) 
 		created int64
 		revoked string
 		grants  string
+		groups  string
+		signed  int64
 	)
 	dest := append([]any{&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &created, &u.TokensValidAfter, &revoked, &u.Passkeys,
-		&u.Disabled, &u.RecoveryDue, &grants, &u.Lang}, extra...)
+		&u.Disabled, &u.RecoveryDue, &grants, &u.Lang, &groups, &signed}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	u.CreatedAt = time.UnixMilli(created)
+	u.Groups = strings.Fields(groups)
+	if signed > 0 {
+		u.SignedIn = time.UnixMilli(signed)
+	}
 	u.RevokedSessions = parseRevokedSessions(revoked)
 	u.Grants = parseGrants(grants)
 	return &u, nil
@@ -242,7 +256,7 @@ func (d *DB) consumeLink(ctx context.Context, set, allowed string, handle []byte
 		args = append(args, arg)
 	}
 	var iat int64
-	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET link_used_at = $1, `+issuedHigh("$4")+set+`
+	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET link_used_at = $1, signed_in_at = $4, `+issuedHigh("$4")+set+`
 		WHERE handle = $2 AND email = $3 AND deleted_at IS NULL AND disabled_at IS NULL AND `+allowed+` AND link_used_at < $1
 		RETURNING `+userColumns+`, `+issueAfter("$4"), args...), &iat)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -299,8 +313,8 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 		}
 		ms = now.UnixMilli()
 		var err error
-		u, err = scanUser(tx.row(`INSERT INTO users (handle, email, created_at, link_used_at, issued_high)
-			VALUES ($1, $2, $3, $4, $3) ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
+		u, err = scanUser(tx.row(`INSERT INTO users (handle, email, created_at, link_used_at, issued_high, signed_in_at)
+			VALUES ($1, $2, $3, $4, $3, $3) ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
 			handle, email, ms, issuedAt))
 		if err == nil {
 			created = true
@@ -309,7 +323,7 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		u, err = scanUser(tx.row(`UPDATE users SET link_used_at = $1, `+issuedHigh("$3")+`
+		u, err = scanUser(tx.row(`UPDATE users SET link_used_at = $1, signed_in_at = $3, `+issuedHigh("$3")+`
 			WHERE email = $2 AND deleted_at IS NULL AND disabled_at IS NULL AND email_signin AND link_used_at < $1
 			RETURNING `+userColumns+`, `+issueAfter("$3"), issuedAt, email, now.UnixMilli()), &ms)
 		if errors.Is(err, sql.ErrNoRows) {
