@@ -59,6 +59,9 @@ var commands = []command{
 		(*tool).delete, func(f *flag.FlagSet) { f.Bool("yes", false, "do not ask to confirm") }},
 	{"invite", "EMAIL [--lang TAG]", "email a sign-up link, which works even when SIGNUP does not let the address sign up (in English, or the language TAG: de, es, fr)",
 		(*tool).invite, func(f *flag.FlagSet) { f.String("lang", i18n.Default, "the email's language") }},
+	{"group", "add|remove EMAIL GROUP…", "add the account to groups, or remove it from them (a name is a lowercase letter or digit, then up to 63 of those, \".\", \"_\" or \"-\"; at most 64 groups)",
+		(*tool).group, nil},
+	{"groups", "[GROUP]", "every group with how many accounts are in it, or the accounts in GROUP", (*tool).groups, nil},
 	{"oidc-client", "--id ID --name NAME --redirect-uri URI…", "print a new OpenID Connect client entry for OIDC_CLIENTS_FILE, with a fresh secret and its hash",
 		nil, oidcClientFlags},
 }
@@ -118,6 +121,29 @@ func Run(ctx context.Context, args []string, env Env) error {
 	}
 	wantsEmail := strings.HasPrefix(cmd.args, "EMAIL")
 	switch {
+	case cmd.name == "group":
+		if len(positional) < 3 || (positional[0] != "add" && positional[0] != "remove") {
+			commandUsage(env.Stderr)
+			return usage("group needs add or remove, an email address and at least one group")
+		}
+		normal, err := mail.NormalizeAddress(positional[1])
+		if err != nil {
+			return usage("%q is not an email address", positional[1])
+		}
+		positional[1] = normal
+		for _, g := range positional[2:] {
+			if !db.ValidGroup(g) {
+				return usage("%q is not a group name: a lowercase letter or digit, then up to 63 of those, \".\", \"_\" or \"-\"", g)
+			}
+		}
+	case cmd.name == "groups":
+		if len(positional) > 1 {
+			commandUsage(env.Stderr)
+			return usage("groups takes at most one group")
+		}
+		if len(positional) == 1 && !db.ValidGroup(positional[0]) {
+			return usage("%q is not a group name", positional[0])
+		}
 	case wantsEmail && len(positional) != 1:
 		commandUsage(env.Stderr)
 		return usage("%s needs one email address", cmd.name)
@@ -307,6 +333,7 @@ type listed struct {
 	LastPasskeyUse *time.Time `json:"last_passkey_use"`
 	Disabled       bool       `json:"disabled"`
 	RecoveryDue    *time.Time `json:"recovery_due"`
+	Groups         []string   `json:"groups"`
 }
 
 func (t *tool) users(flags *flag.FlagSet, _ []string) error {
@@ -317,7 +344,10 @@ func (t *tool) users(flags *flag.FlagSet, _ []string) error {
 	out := make([]listed, len(all))
 	for i, u := range all {
 		out[i] = listed{ID: auth.Subject(u.Handle), Email: u.Email, Created: u.CreatedAt.UTC(), Passkeys: u.Passkeys,
-			EmailSignIn: u.EmailSignIn, Disabled: u.Disabled}
+			EmailSignIn: u.EmailSignIn, Disabled: u.Disabled, Groups: u.Groups}
+		if out[i].Groups == nil {
+			out[i].Groups = []string{}
+		}
 		if !u.LastPasskeyUse.IsZero() {
 			last := u.LastPasskeyUse.UTC()
 			out[i].LastPasskeyUse = &last
@@ -333,14 +363,14 @@ func (t *tool) users(flags *flag.FlagSet, _ []string) error {
 		return enc.Encode(out)
 	}
 	w := tabwriter.NewWriter(t.env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "EMAIL\tCREATED\tPASSKEYS\tEMAIL SIGN-IN\tLAST PASSKEY USE\tDISABLED")
+	fmt.Fprintln(w, "EMAIL\tCREATED\tPASSKEYS\tEMAIL SIGN-IN\tLAST PASSKEY USE\tDISABLED\tGROUPS")
 	for _, u := range out {
 		last := "never"
 		if u.LastPasskeyUse != nil {
 			last = u.LastPasskeyUse.Format(time.DateTime)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", u.Email, u.Created.Format(time.DateTime), u.Passkeys,
-			onOff(u.EmailSignIn), last, yesNo(u.Disabled))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", u.Email, u.Created.Format(time.DateTime), u.Passkeys,
+			onOff(u.EmailSignIn), last, yesNo(u.Disabled), strings.Join(u.Groups, " "))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -386,6 +416,11 @@ func (t *tool) show(_ *flag.FlagSet, args []string) error {
 	fmt.Fprintf(w, "created\t%s\n", u.CreatedAt.UTC().Format(time.DateTime))
 	fmt.Fprintf(w, "email sign-in\t%s\n", onOff(u.EmailSignIn))
 	fmt.Fprintf(w, "disabled\t%s\n", yesNo(u.Disabled))
+	groups := "none"
+	if len(u.Groups) > 0 {
+		groups = strings.Join(u.Groups, " ")
+	}
+	fmt.Fprintf(w, "groups\t%s\n", groups)
 	recovery := "none"
 	if u.RecoveryDue != 0 {
 		recovery = "pending, ready at " + time.UnixMilli(u.RecoveryDue).UTC().Format(time.DateTime)
@@ -411,6 +446,73 @@ func (t *tool) show(_ *flag.FlagSet, args []string) error {
 		fmt.Fprintf(w, "  %q\t%s, %s, added %s, %s\n", c.Name, provider, storage, c.CreatedAt.UTC().Format(time.DateTime), last)
 	}
 	return w.Flush()
+}
+
+func (t *tool) group(_ *flag.FlagSet, args []string) error {
+	u, err := t.account(args[1])
+	if err != nil {
+		return err
+	}
+	var add, remove []string
+	if args[0] == "add" {
+		add = args[2:]
+	} else {
+		remove = args[2:]
+	}
+	groups, added, removed, err := t.DB.ChangeGroups(t.ctx, u.ID, add, remove)
+	if errors.Is(err, db.ErrTooManyGroups) {
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s would be in more than %d groups: nothing was changed", u.Email, db.MaxGroups)}
+	}
+	if err != nil {
+		return err
+	}
+	if len(added) > 0 {
+		events.Log(t.ctx, t.log, slog.LevelInfo, events.AdminGroupAdd, auth.Subject(u.Handle), slog.String("groups", strings.Join(added, " ")))
+	}
+	if len(removed) > 0 {
+		events.Log(t.ctx, t.log, slog.LevelInfo, events.AdminGroupRemove, auth.Subject(u.Handle), slog.String("groups", strings.Join(removed, " ")))
+	}
+	now := "no group"
+	if len(groups) > 0 {
+		now = strings.Join(groups, " ")
+	}
+	switch {
+	case len(added)+len(removed) == 0 && args[0] == "add":
+		t.printf("%s was in those groups already; its groups: %s.\n", u.Email, now)
+	case len(added)+len(removed) == 0:
+		t.printf("%s was in none of those groups; its groups: %s.\n", u.Email, now)
+	default:
+		t.printf("%s is now in: %s.\n", u.Email, now)
+	}
+	return nil
+}
+
+func (t *tool) groups(_ *flag.FlagSet, args []string) error {
+	if len(args) == 1 {
+		members, err := t.DB.GroupMembers(t.ctx, args[0])
+		if err != nil {
+			return err
+		}
+		for _, u := range members {
+			t.printf("%s\n", u.Email)
+		}
+		fmt.Fprintf(t.env.Stderr, "%s in %s\n", count(len(members), "account", "accounts"), args[0])
+		return nil
+	}
+	all, err := t.DB.GroupCounts(t.ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(t.env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "GROUP\tACCOUNTS")
+	for _, g := range all {
+		fmt.Fprintf(w, "%s\t%d\n", g.Group, g.Members)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(t.env.Stderr, count(len(all), "group", "groups"))
+	return nil
 }
 
 func (t *tool) recoveryLink(_ *flag.FlagSet, args []string) error {

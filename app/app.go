@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		SignInRate:    cfg.SignInRate,
 		SignUp:        cfg.SignUp,
 		RecoveryDelay: cfg.RecoveryDelay,
+		AdminGroup:    cfg.AdminGroup,
 	}, handlers.Deps{
 		DB: database, Keys: keys, Tokens: tokens, Revocations: revocations,
 		Passkeys: passkeys, Mailer: sender, Clock: opts.Clock, Logger: log, OIDCClients: cfg.OIDCClients,

@@ -50,6 +50,7 @@ type Config struct {
 	SignUp         handlers.SignUpPolicy
 	RecoveryDelay  time.Duration
 	OIDCClients    *oidc.Clients // from OIDC_CLIENTS_FILE; none when empty
+	AdminGroup     string        // members may use the console at /admin
 }
 
 // Variable documents one environment variable.
@@ -81,6 +82,7 @@ var Variables = []Variable{
 	{"SIGNUP", "open", "who may create an account: open, invite (only people an operator invites), or a comma list of email domains"},
 	{"OIDC_CLIENTS_FILE", "", "JSON file of the applications that sign people in through Latchkey (OpenID Connect); empty: none"},
 	{"RECOVERY_DELAY", "24h", "how long a self-service recovery waits (and notifies the address) before a link sign-in may add a passkey; 0 allowed"},
+	{"ADMIN_GROUP", "admin", "members of this group may use the operator's console at /admin (make the first one with latchkey admin group add EMAIL admin)"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "text", "text or json; security events are one line each with an event field"},
 }
@@ -231,6 +233,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.RecoveryDelay, err = time.ParseDuration(get("RECOVERY_DELAY")); err != nil || c.RecoveryDelay < 0 || c.RecoveryDelay > 30*24*time.Hour {
 		fail("RECOVERY_DELAY", errors.New("want a Go duration from 0 to 720h, such as 24h"))
+	}
+	if c.AdminGroup = get("ADMIN_GROUP"); !db.ValidGroup(c.AdminGroup) {
+		fail("ADMIN_GROUP", errors.New(`want a group name: a lowercase letter or digit, then up to 63 of those, ".", "_" or "-"`))
 	}
 	return c, errors.Join(errs...)
 }

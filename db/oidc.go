@@ -183,6 +183,9 @@ var (
 	// ErrGrantGone refuses a code or refresh token of an application the
 	// person no longer lets sign them in.
 	ErrGrantGone = errs.E(errs.Forbidden, "error.default.forbidden")
+	// ErrNotAdmitted refuses a code or refresh token of an application
+	// that admits only groups the account is not in (any more).
+	ErrNotAdmitted = errs.E(errs.Forbidden, "error.default.forbidden")
 )
 
 // IssuedCode is an authorization code the database has numbered.
@@ -254,6 +257,9 @@ type Code struct {
 	Refresh        bool
 	RefreshExpires int64
 	SessionEnds    int64
+	// Admits says whether the application admits the account (its
+	// allowed groups), checked on the row as it is now.
+	Admits func(*User) bool
 }
 
 // Redeemed is a redeemed authorization code: the account (its grants
@@ -335,6 +341,9 @@ func (d *DB) RedeemCode(ctx context.Context, c Code, now time.Time) (Redeemed, e
 		if _, ok := u.GrantTo(c.Client); !ok {
 			return ErrGrantGone
 		}
+		if c.Admits != nil && !c.Admits(u) {
+			return ErrNotAdmitted
+		}
 		redeemed = slices.DeleteFunc(redeemed, func(r redeemedCode) bool { return r.seq <= seqHigh-codeWindow })
 
 		iat := max(nowMs, u.TokensValidAfter+1)
@@ -395,7 +404,21 @@ type AppRefresh struct {
 	// Expires is when the session ends if not refreshed again (Unix ms):
 	// the idle limit from now, or its absolute limit.
 	Expires int64
+	// Admits says whether the application admits the account (its
+	// allowed groups); when it no longer does, every refresh token of the
+	// application for the account ends (*ErrAppNotAdmitted).
+	Admits func(*User) bool
 }
+
+// ErrAppNotAdmitted is ErrNotAdmitted from a refresh: the account left the
+// groups the application admits, so its sessions of the application
+// ended. Ended says which.
+type ErrAppNotAdmitted struct{ Ended Ended }
+
+func (e *ErrAppNotAdmitted) Error() string { return ErrNotAdmitted.Error() }
+
+// Unwrap makes errors.Is(err, ErrNotAdmitted) hold.
+func (e *ErrAppNotAdmitted) Unwrap() error { return ErrNotAdmitted }
 
 // ErrAppRefreshReplayed: a rotated-out refresh token of an application
 // was presented outside the grace period, so every refresh token of that
@@ -418,13 +441,14 @@ func (d *DB) RotateAppRefresh(ctx context.Context, r AppRefresh, now time.Time) 
 	ctx, done := d.op(ctx, "RotateAppRefresh")
 	defer done()
 	var (
-		u        *User
-		s        AppSession
-		iat      int64
-		replayed *ErrAppRefreshReplayed
+		u           *User
+		s           AppSession
+		iat         int64
+		replayed    *ErrAppRefreshReplayed
+		notAdmitted *ErrAppNotAdmitted
 	)
 	err := d.inTx(ctx, func(tx *tx) error {
-		replayed = nil
+		replayed, notAdmitted = nil, nil
 		var raw string
 		var err error
 		u, err = scanUser(tx.row(`SELECT `+userColumns+`, oidc_sessions FROM users
@@ -447,6 +471,24 @@ func (d *DB) RotateAppRefresh(ctx context.Context, r AppRefresh, now time.Time) 
 		if g, ok := u.GrantTo(r.Client); !ok || g.GrantedAt != r.GrantedAt {
 			return ErrGrantGone
 		}
+		endClient := func() (Ended, error) {
+			var e Ended
+			var kept []AppSession
+			for _, o := range sessions {
+				if o.Client == r.Client {
+					e.Sessions = append(e.Sessions, o)
+				} else {
+					kept = append(kept, o)
+				}
+			}
+			_, err := tx.exec(`UPDATE users SET oidc_sessions = $1 WHERE id = $2`, formatAppSessions(kept), u.ID)
+			return e, err
+		}
+		if r.Admits != nil && !r.Admits(u) {
+			e, err := endClient()
+			notAdmitted = &ErrAppNotAdmitted{Ended: e}
+			return err
+		}
 		iat = max(nowMs, u.TokensValidAfter+1)
 		switch cur := &sessions[i]; {
 		case r.Gen == cur.Gen:
@@ -454,16 +496,8 @@ func (d *DB) RotateAppRefresh(ctx context.Context, r AppRefresh, now time.Time) 
 		case r.Gen == cur.Gen-1 && nowMs-cur.Rotated <= RefreshGrace.Milliseconds():
 			// (the current generation again: two requests at once)
 		default:
-			replayed = &ErrAppRefreshReplayed{}
-			var kept []AppSession
-			for _, o := range sessions {
-				if o.Client == r.Client {
-					replayed.Ended.Sessions = append(replayed.Ended.Sessions, o)
-				} else {
-					kept = append(kept, o)
-				}
-			}
-			_, err := tx.exec(`UPDATE users SET oidc_sessions = $1 WHERE id = $2`, formatAppSessions(kept), u.ID)
+			e, err := endClient()
+			replayed = &ErrAppRefreshReplayed{Ended: e}
 			return err
 		}
 		s = sessions[i]
@@ -476,6 +510,9 @@ func (d *DB) RotateAppRefresh(ctx context.Context, r AppRefresh, now time.Time) 
 	}
 	if replayed != nil {
 		return nil, AppSession{}, 0, replayed
+	}
+	if notAdmitted != nil {
+		return nil, AppSession{}, 0, notAdmitted
 	}
 	return u, s, iat, nil
 }

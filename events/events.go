@@ -62,6 +62,7 @@ var (
 	ApplicationCodeReplayed    = name("application_code_replayed")
 	ApplicationRevoked         = name("application_revoked")
 	ApplicationClientFailed    = name("application_client_auth_failed")
+	ApplicationRefused         = name("application_refused")
 	BackChannelLogoutFailed    = name("backchannel_logout_failed")
 	BackChannelLogoutAbandoned = name("backchannel_logout_abandoned")
 )
@@ -69,12 +70,15 @@ var (
 // The operator's command (latchkey admin), one per command that changes
 // something.
 var (
-	AdminRecoveryLink = name("admin_recovery_link")
-	AdminSignOut      = name("admin_signout")
-	AdminDisable      = name("admin_disable")
-	AdminEnable       = name("admin_enable")
-	AdminDelete       = name("admin_delete")
-	AdminInvite       = name("admin_invite")
+	AdminRecoveryLink  = name("admin_recovery_link")
+	AdminSignOut       = name("admin_signout")
+	AdminDisable       = name("admin_disable")
+	AdminEnable        = name("admin_enable")
+	AdminDelete        = name("admin_delete")
+	AdminInvite        = name("admin_invite")
+	AdminGroupAdd      = name("admin_group_add")
+	AdminGroupRemove   = name("admin_group_remove")
+	AdminPasskeyDelete = name("admin_passkey_delete")
 )
 
 // Log writes one security event line at level: event, user (an opaque

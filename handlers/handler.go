@@ -36,6 +36,8 @@ type Config struct {
 	// RecoveryDelay is how long a self-service recovery waits before a
 	// link sign-in may add a passkey.
 	RecoveryDelay time.Duration
+	// AdminGroup names the group whose members may use the console.
+	AdminGroup string
 }
 
 // Handler holds every dependency of the HTTP layer.

@@ -389,8 +389,11 @@ func (h *Handler) deletePasskey(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account")
 }
 
-func passkeyID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+func passkeyID(c echo.Context) (int64, error) { return passkeyIDParam(c, "id") }
+
+// passkeyIDParam reads a passkey's id from the path parameter name.
+func passkeyIDParam(c echo.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, errs.E(errs.NotFound, "error.no_such_passkey")
 	}

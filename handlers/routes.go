@@ -89,6 +89,24 @@ func (h *Handler) Register(e *echo.Echo) {
 		e.OPTIONS(path, preflightRefused, h.oidc.CORS) // CORS answers allowed origins first
 	}
 
+	// The operator's console: members of ADMIN_GROUP only (requireAdmin,
+	// checked here once for every console route); to everyone else it is
+	// an address that does not exist. Changes are POSTs, checked for their
+	// origin like every form, and need a recent sign-in (each handler's
+	// freshOperator).
+	console := append(slices.Clone(page), h.requireAdmin)
+	e.Match(getHead, "/admin", h.consoleAccounts, console...)
+	e.Match(getHead, "/admin/accounts/:id", h.consoleAccount, console...)
+	e.POST("/admin/accounts/:id/passkeys/:passkey/delete", h.consoleDeletePasskey, console...)
+	e.POST("/admin/accounts/:id/groups", h.consoleGroups, console...)
+	e.POST("/admin/accounts/:id/disable", h.consoleDisable, console...)
+	e.POST("/admin/accounts/:id/signout", h.consoleSignOut, console...)
+	e.POST("/admin/accounts/:id/recovery", h.consoleRecovery, console...)
+	e.POST("/admin/accounts/:id/delete", h.consoleDelete, console...)
+	e.Match(getHead, "/admin/invite", h.consoleInvitePage, console...)
+	e.POST("/admin/invite", h.consoleInvite, console...)
+	e.Match(getHead, "/admin/applications", h.consoleApplications, console...)
+
 	// Confirming a new address works from any browser, signed in or not.
 	e.Match(getHead, "/account/email/confirm", h.emailChangePage, link...)
 	e.POST("/account/email/confirm", h.confirmEmailChange, link...)

@@ -189,6 +189,9 @@ func (p *Provider) Authorize(c echo.Context) error {
 			return p.redirectError(c, req, oauthErr(errLoginRequired, "another account is signed in than the one id_token_hint names"))
 		}
 	}
+	if !client.Admits(u) {
+		return p.refuse(c, req, client, u)
+	}
 	grant, granted := u.GrantTo(client.ID)
 	if !client.Trusted && (!granted || !grant.Covers(req.Scopes) || contains(req.Prompt, "consent")) {
 		if contains(req.Prompt, "none") {
@@ -336,6 +339,9 @@ func (p *Provider) consent(c echo.Context, form url.Values) error {
 	if string(u.Handle) != string(req.Handle) || s.SID != req.SID {
 		return errs.E(errs.Forbidden, "error.oidc.consent_other_account")
 	}
+	if !client.Admits(u) {
+		return p.refuse(c, &req, client, u)
+	}
 	if form.Get("decision") != "allow" {
 		p.web.Event(c, events.ApplicationDenied, u.Handle, slog.String("app", client.ID))
 		return p.redirectError(c, &req, oauthErr(errAccessDenied, "the person did not let the application sign them in"))
@@ -371,6 +377,21 @@ func (p *Provider) sendCode(c echo.Context, req *authRequest, client *Client, u 
 		Redirect: req.RedirectURI, Challenge: req.Challenge, Nonce: req.Nonce, Scopes: req.Scopes, AuthTime: s.AuthTime, AMR: s.AMR}, now)
 	p.web.Event(c, events.ApplicationSignIn, u.Handle, slog.String("app", client.ID))
 	return c.Redirect(http.StatusSeeOther, p.redirectTo(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}}))
+}
+
+// refuse answers a person the application does not admit (in none of
+// its allowed groups): a 403 page here naming the application, or, with
+// prompt=none, access_denied at its redirect URI. Either way a security
+// event.
+func (p *Provider) refuse(c echo.Context, req *authRequest, client *Client, u *db.User) error {
+	p.web.Event(c, events.ApplicationRefused, u.Handle, slog.String("app", client.ID), slog.String("reason", "not_in_allowed_groups"))
+	if contains(req.Prompt, "none") {
+		return p.redirectError(c, req, oauthErr(errAccessDenied, "the person is not in a group this application admits"))
+	}
+	back, _ := url.Parse(req.RedirectURI)
+	return p.web.Render(c, http.StatusForbidden, views.NoAccess(p.web.Page(c, "title.no_access", "Application", client.Name), views.NoAccessView{
+		Application: client.Name, Email: u.Email, Back: back.Scheme + "://" + back.Host, BackHost: back.Host,
+	}))
 }
 
 // redirectError sends an authorization error back to the client's

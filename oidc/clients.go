@@ -18,6 +18,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/latchkey/latchkey/db"
 )
 
 // Client is an application that signs people in through Latchkey.
@@ -40,14 +42,18 @@ type Client struct {
 	// for a session id (sid) in every one.
 	BackChannelLogoutURI             string `json:"backchannel_logout_uri"`
 	BackChannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
+	// AllowedGroups, when set, admits only members of one of these
+	// groups: others get no code, and their refresh tokens stop.
+	AllowedGroups []string `json:"allowed_groups"`
 
 	secret []byte // the SHA-256 of the secret
 }
 
 // Scopes the provider knows: openid (required), email (the address and
 // email_verified), profile (nothing more than sub today: Latchkey keeps no
-// name), offline_access (a refresh token).
-var knownScopes = []string{"openid", "email", "profile", "offline_access"}
+// name), groups (the groups the person is in), offline_access (a refresh
+// token).
+var knownScopes = []string{"openid", "email", "profile", "groups", "offline_access"}
 
 // Clients is the registry, read once from OIDC_CLIENTS_FILE.
 type Clients struct {
@@ -114,6 +120,14 @@ func ParseClients(data []byte) (*Clients, error) {
 			if err := checkRedirectURI(u); err != nil {
 				return nil, fail("post_logout_redirect_uris", "%q: %v", u, err)
 			}
+		}
+		for _, g := range c.AllowedGroups {
+			if !db.ValidGroup(g) {
+				return nil, fail("allowed_groups", "%q is not a group name (a lowercase letter or digit, then up to 63 of those, \".\", \"_\" or \"-\")", g)
+			}
+		}
+		if c.AllowedGroups != nil && len(c.AllowedGroups) == 0 {
+			return nil, fail("allowed_groups", "an empty list would admit nobody: leave the field out to admit everyone")
 		}
 		if c.BackChannelLogoutURI != "" {
 			if err := checkRedirectURI(c.BackChannelLogoutURI); err != nil {
@@ -213,6 +227,30 @@ func (cs *Clients) RedirectOrigins() []string {
 		out = append(out, o)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// Admits reports whether the account may sign in to the client: it has no
+// allowed groups, or the account is in one of them.
+func (c *Client) Admits(u *db.User) bool {
+	if len(c.AllowedGroups) == 0 {
+		return true
+	}
+	for _, g := range c.AllowedGroups {
+		if u.InGroup(g) {
+			return true
+		}
+	}
+	return false
+}
+
+// All returns every client, by id.
+func (cs *Clients) All() []*Client {
+	out := make([]*Client, 0, len(cs.byID))
+	for _, c := range cs.byID {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Client) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

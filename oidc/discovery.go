@@ -24,7 +24,7 @@ func (p *Provider) Discovery(c echo.Context) error {
 		"subject_types_supported":                        []string{"public"},
 		"id_token_signing_alg_values_supported":          []string{"RS256", "EdDSA"},
 		"scopes_supported":                               knownScopes,
-		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash", "sid", "email", "email_verified"},
+		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash", "sid", "email", "email_verified", "groups"},
 		"backchannel_logout_supported":                   true,
 		"backchannel_logout_session_supported":           true,
 		"ui_locales_supported":                           p.cfg.Locales,

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/latchkey/latchkey/db"
 )
 
 // Token types (the JWT "typ" header): RFC 9068 access tokens, Latchkey's
@@ -59,6 +61,17 @@ type idClaims struct {
 	AtHash        string `json:"at_hash,omitempty"`
 	Email         string `json:"email,omitempty"`
 	EmailVerified *bool  `json:"email_verified,omitempty"`
+	// Groups are the person's groups, with the groups scope (an empty
+	// list when they are in none).
+	Groups *[]string `json:"groups,omitempty"`
+}
+
+// groupsClaim is the groups claim of an account: never null.
+func groupsClaim(u *db.User) []string {
+	if u.Groups != nil {
+		return u.Groups
+	}
+	return []string{}
 }
 
 // accessClaims are an access token's (RFC 9068): aud is the client.

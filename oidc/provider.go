@@ -172,6 +172,10 @@ func (p *Provider) issue(s session) (*tokenResponse, error) {
 		verified := true // every address here was confirmed by a link sent to it
 		id.Email, id.EmailVerified = s.user.Email, &verified
 	}
+	if contains(s.scopes, "groups") {
+		groups := groupsClaim(s.user)
+		id.Groups = &groups
+	}
 	idToken, err := p.sign(typID, s.client.IDTokenAlg, &id)
 	if err != nil {
 		return nil, err

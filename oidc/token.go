@@ -80,6 +80,7 @@ var grantErrors = []struct {
 	{db.ErrCodeSessionEnded, "the person signed out, or their sessions were ended, after the code was issued"},
 	{db.ErrSessionEnded, "the refresh token has ended: the person signed out, was signed out everywhere, was inactive too long, or their account was disabled or deleted"},
 	{db.ErrGrantGone, "the person no longer lets this application sign them in"},
+	{db.ErrNotAdmitted, "the person is not in a group this application admits"},
 	{db.ErrAccountDisabled, "the person's account is disabled"},
 }
 
@@ -186,7 +187,7 @@ func (p *Provider) redeemCode(c echo.Context, client *Client, form url.Values) (
 	redeemed, err := p.db.RedeemCode(c.Request().Context(), db.Code{Handle: code.Handle, Client: client.ID,
 		IssuedCode: db.IssuedCode{Seq: code.Seq, IssuedAt: code.Issued}, SID: code.SID, AuthTime: code.AuthTime,
 		Refresh: refresh, RefreshExpires: p.refreshExpiry(code.AuthTime, now),
-		SessionEnds: time.Unix(code.AuthTime, 0).Add(p.cfg.MaxTTL).UnixMilli()}, now)
+		SessionEnds: time.Unix(code.AuthTime, 0).Add(p.cfg.MaxTTL).UnixMilli(), Admits: client.Admits}, now)
 	if replay, ok := errors.AsType[*db.CodeReplayError](err); ok {
 		// RFC 6749 4.1.2: what the code's first redemption gave ends too.
 		p.web.EventAt(c, slog.LevelWarn, events.ApplicationCodeReplayed, code.Handle, slog.String("app", client.ID))
@@ -238,7 +239,11 @@ func (p *Provider) refresh(c echo.Context, client *Client, form url.Values) (*to
 	handle, _ := base64.RawURLEncoding.DecodeString(rc.Subject)
 	now := p.clock.Now()
 	u, app, iat, err := p.db.RotateAppRefresh(c.Request().Context(), db.AppRefresh{Handle: handle, Client: client.ID,
-		ID: rc.AppSession, Gen: rc.Gen, GrantedAt: rc.GrantedAt, Expires: p.refreshExpiry(rc.AuthTime, now)}, now)
+		ID: rc.AppSession, Gen: rc.Gen, GrantedAt: rc.GrantedAt, Expires: p.refreshExpiry(rc.AuthTime, now), Admits: client.Admits}, now)
+	if refused, ok := errors.AsType[*db.ErrAppNotAdmitted](err); ok {
+		p.web.Event(c, events.ApplicationRefused, handle, slog.String("app", client.ID), slog.String("reason", "left_allowed_groups"))
+		p.Notify(handle, refused.Ended)
+	}
 	if replayed, ok := errors.AsType[*db.ErrAppRefreshReplayed](err); ok {
 		p.web.EventAt(c, slog.LevelWarn, events.ApplicationRefreshReplay, handle, slog.String("app", client.ID))
 		p.Notify(handle, replayed.Ended)

@@ -43,9 +43,16 @@ func (p *Provider) UserInfo(c echo.Context) error {
 	if _, granted := u.GrantTo(client.ID); !granted {
 		return writeError(c, oauthErr(errInvalidToken, "the person no longer lets this application sign them in"), false)
 	}
+	if !client.Admits(u) {
+		return writeError(c, oauthErr(errInvalidToken, "the person is not in a group this application admits"), false)
+	}
 	claims := map[string]any{"sub": ac.Subject}
-	if contains(strings.Fields(ac.Scope), "email") {
+	scopes := strings.Fields(ac.Scope)
+	if contains(scopes, "email") {
 		claims["email"], claims["email_verified"] = u.Email, true
+	}
+	if contains(scopes, "groups") {
+		claims["groups"] = groupsClaim(u)
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, claims)
