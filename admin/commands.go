@@ -259,12 +259,13 @@ func (t *tool) event(u *db.User, attrs ...slog.Attr) {
 }
 
 // applicationWait is how long a command waits for the applications to
-// take their back-channel logouts before it says which did not.
-const applicationWait = 15 * time.Second
+// take their back-channel logouts: as long as a server retries them (the
+// command is its own process: no server retries for it afterwards).
+const applicationWait = oidc.LogoutRetryFor + 10*time.Second
 
 // tellApplications sends the back-channel logouts of what a command
-// ended, and waits for them a while (the command is its own process: no
-// server retries for it afterwards).
+// ended, and waits until the applications took them, or gave up; after a
+// couple of seconds it says it is waiting, and why.
 func (t *tool) tellApplications(u *db.User, ended db.Ended) {
 	if ended.Empty() || t.cfg.OIDCClients.Len() == 0 {
 		return
@@ -273,11 +274,18 @@ func (t *tool) tellApplications(u *db.User, ended db.Ended) {
 		IdleTTL: t.cfg.IdleTTL, MaxTTL: t.cfg.MaxTTL, Logger: t.log}, t.cfg.OIDCClients, t.Keys, t.DB, nil, t.clock, nil)
 	defer p.Close()
 	p.Notify(u.Handle, ended)
+	quick, cancel := context.WithTimeout(t.ctx, 2*time.Second)
+	n := p.WaitForLogouts(quick)
+	cancel()
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(t.env.Stderr, "The change is done. Telling %d applications by back-channel logout: one has not answered yet, so it is retried for up to %s (interrupt to stop waiting; see the backchannel_logout_failed events).\n",
+		n, oidc.LogoutRetryFor)
 	ctx, cancel := context.WithTimeout(t.ctx, applicationWait)
 	defer cancel()
 	if n := p.WaitForLogouts(ctx); n > 0 {
-		fmt.Fprintf(t.env.Stderr, "%d back-channel logouts could not be delivered within %s (see the log's backchannel_logout_failed events): those applications may keep their sessions of %s until they refresh.\n",
-			n, applicationWait, u.Email)
+		fmt.Fprintf(t.env.Stderr, "%d back-channel logouts could not be delivered: those applications may keep their sessions of %s until they next refresh.\n", n, u.Email)
 	}
 }
 

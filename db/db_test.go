@@ -1405,6 +1405,15 @@ func TestApplicationRefreshTokensRotate(t *testing.T) {
 		if _, err := rotate(s3, chat, 0, now.Add(5*time.Minute)); !errors.Is(err, ErrSessionEnded) {
 			t.Errorf("after revoking the grant: %v, want ErrSessionEnded", err)
 		}
+		// Sign out everywhere ends every application session, once: a
+		// second revocation has nothing more to tell.
+		redeem("wiki", "s4", now.Add(6*time.Minute))
+		if _, ended, _ := d.EndAllSessions(ctx, u.Handle, now.Add(6*time.Minute)); len(ended.Sessions) == 0 {
+			t.Errorf("sign out everywhere ended %+v", ended)
+		}
+		if _, ended, _ := d.EndAllSessions(ctx, u.Handle, now.Add(6*time.Minute)); len(ended.Sessions) != 0 {
+			t.Errorf("a second sign out everywhere ended %+v again", ended.Sessions)
+		}
 	})
 }
 

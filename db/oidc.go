@@ -205,9 +205,10 @@ func (d *DB) IssueCode(ctx context.Context, handle []byte, sid string, sessionIs
 	ctx, done := d.op(ctx, "IssueCode")
 	defer done()
 	nowMs := now.UnixMilli()
-	// A new window starts a minute after the last one did (or when this
-	// instance's clock is behind the one that started it).
-	const newWindow = `($1 - oidc_code_window >= 60000 OR $1 < oidc_code_window)`
+	// A new window starts a minute after the last one did (or when the
+	// last one was started by an instance whose clock is more than a
+	// minute ahead of this one's, which would otherwise hold it open).
+	const newWindow = `($1 - oidc_code_window >= 60000 OR oidc_code_window - $1 > 60000)`
 	var (
 		c       IssuedCode
 		revoked string
@@ -269,6 +270,9 @@ type Redeemed struct {
 	User     *User
 	IssuedAt int64
 	Session  AppSession
+	// Evicted are the application sessions that ended to make room (the
+	// ones used least recently, past MaxAppSessions), to be told.
+	Evicted []AppSession
 }
 
 // CodeReplayError is ErrCodeUsed for a code presented again: the
@@ -358,13 +362,13 @@ func (d *DB) RedeemCode(ctx context.Context, c Code, now time.Time) (Redeemed, e
 			s.ID = newAppSessionID()
 			sessions = append(sessions, s)
 		}
-		sessions = evictAppSessions(sessions)
+		sessions, evicted := evictAppSessions(sessions)
 		redeemed = append(redeemed, redeemedCode{seq: c.Seq, session: s.ID})
 		if _, err := tx.exec(`UPDATE users SET oidc_codes = $1, oidc_sessions = $2, issued_high = GREATEST(issued_high, $3)
 			WHERE id = $4`, formatRedeemed(redeemed), formatAppSessions(sessions), iat, u.ID); err != nil {
 			return err
 		}
-		out = Redeemed{User: u, IssuedAt: iat, Session: s}
+		out = Redeemed{User: u, IssuedAt: iat, Session: s, Evicted: evicted}
 		return nil
 	})
 	if err != nil {
@@ -531,8 +535,8 @@ func liveAppSessions(all []AppSession, u *User, now int64) []AppSession {
 }
 
 // evictAppSessions keeps at most MaxAppSessions, ending those used least
-// recently.
-func evictAppSessions(list []AppSession) []AppSession {
+// recently; it returns those kept and those ended.
+func evictAppSessions(list []AppSession) (kept, evicted []AppSession) {
 	for len(list) > MaxAppSessions {
 		oldest := 0
 		for i, s := range list {
@@ -540,9 +544,10 @@ func evictAppSessions(list []AppSession) []AppSession {
 				oldest = i
 			}
 		}
+		evicted = append(evicted, list[oldest])
 		list = slices.Delete(list, oldest, oldest+1)
 	}
-	return list
+	return list, evicted
 }
 
 // endedOfAccount is what a revocation of the whole account ends: every

@@ -124,7 +124,7 @@ func (d *DB) EndAllSessions(ctx context.Context, handle []byte, now time.Time) (
 		}
 		var grants, apps string
 		err := tx.row(`UPDATE users SET `+revokeAll("$1")+` WHERE handle = $2 AND deleted_at IS NULL
-			RETURNING tokens_valid_after, oidc_grants, oidc_sessions`, now.UnixMilli(), handle).Scan(&stamp, &grants, &apps)
+			RETURNING tokens_valid_after, oidc_grants, oidc_sessions_ended`, now.UnixMilli(), handle).Scan(&stamp, &grants, &apps)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // the account is gone, and with it every session
 		}

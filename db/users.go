@@ -115,6 +115,7 @@ func issuedHigh(now string) string {
 func revokeAll(now string) string {
 	return `tokens_valid_after = GREATEST(` + now + `, users.issued_high, users.tokens_valid_after),
 		revoked_sessions = '', refresh_sessions = '', revoked_at = ` + now + `,
+		oidc_sessions = '', oidc_sessions_ended = users.oidc_sessions,
 		revocation_seq = ` + nextRevocation
 }
 
@@ -431,7 +432,7 @@ func (d *DB) SetDisabled(ctx context.Context, handle []byte, disabled bool, now 
 		var grants, apps string
 		err = tx.row(`UPDATE users SET disabled_at = $1, `+revokeAll("$1")+`,
 				link_used_at = GREATEST(link_used_at, $2), recovery_due_at = 0
-			WHERE handle = $3 AND deleted_at IS NULL RETURNING tokens_valid_after, oidc_grants, oidc_sessions`,
+			WHERE handle = $3 AND deleted_at IS NULL RETURNING tokens_valid_after, oidc_grants, oidc_sessions_ended`,
 			now.UnixMilli(), now.UnixMicro(), handle).Scan(&ms, &grants, &apps)
 		ended = endedOfAccount(grants, apps, now.UnixMilli())
 		return err
@@ -482,7 +483,7 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 		u, err = scanUser(tx.row(`UPDATE users SET email = $1, link_used_at = $6, `+revokeAll("$2")+`,
 				issued_high = GREATEST($2, users.issued_high, users.tokens_valid_after) + 1
 			WHERE handle = $3 AND email = $4 AND deleted_at IS NULL AND link_used_at < $5
-			RETURNING `+userColumns+`, oidc_sessions`, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt, used), &apps)
+			RETURNING `+userColumns+`, oidc_sessions_ended`, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt, used), &apps)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return errLinkGone
@@ -567,7 +568,7 @@ func (d *DB) DeleteUser(ctx context.Context, handle []byte, now time.Time) (time
 		var grants, apps string
 		err = tx.row(`UPDATE users SET email = NULL, deleted_at = $1, `+revokeAll("$1")+`,
 				link_used_at = GREATEST(link_used_at, $3), released_email = email, released_at = GREATEST(link_used_at, $3)
-			WHERE handle = $2 AND deleted_at IS NULL AND email = $4 RETURNING tokens_valid_after, oidc_grants, oidc_sessions`,
+			WHERE handle = $2 AND deleted_at IS NULL AND email = $4 RETURNING tokens_valid_after, oidc_grants, oidc_sessions_ended`,
 			now.UnixMilli(), handle, now.UnixMicro(), email).Scan(&stamp, &grants, &apps)
 		ended = endedOfAccount(grants, apps, now.UnixMilli())
 		if errors.Is(err, sql.ErrNoRows) {

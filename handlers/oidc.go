@@ -44,6 +44,9 @@ func (h *Handler) CheckCrossOrigin(c echo.Context) error {
 	return nil
 }
 
+// ParseForm reads a posted form (see parseForm).
+func (h *Handler) ParseForm(c echo.Context) error { return parseForm(c) }
+
 // ForgetSession clears this browser's cookies.
 func (h *Handler) ForgetSession(c echo.Context) { h.clearSessionCookies(c) }
 

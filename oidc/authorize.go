@@ -43,6 +43,12 @@ const resumeParam = "lk_resume"
 // included) before the person must start it again.
 const resumeTTL = time.Hour
 
+// resumeFresh is how recent the sign-in must still be when the resume
+// value is what satisfies prompt=login or max_age: the detour comes back
+// at once after signing in, so an address replayed later (from the
+// history of a browser left signed in) does not count.
+const resumeFresh = 2 * time.Minute
+
 // authRequest is an authorization request, checked.
 type authRequest struct {
 	ClientID    string   `json:"c"`
@@ -221,14 +227,14 @@ func (p *Provider) Authorize(c echo.Context) error {
 // prompt=login asks for a sign-in after the request, max_age for one
 // within that many seconds. Only the sealed resume value the sign-in
 // detour carries says when the request came; a sign-in at or after that
-// second satisfies both.
+// second, and no older than resumeFresh, satisfies both.
 func (p *Provider) needsSignIn(q url.Values, req *authRequest, s *auth.Claims, now time.Time) bool {
 	tooOld := req.MaxAge >= 0 && now.Unix()-s.AuthTime > req.MaxAge
 	if !contains(req.Prompt, "login") && !tooOld {
 		return false
 	}
 	after, ok := p.openResume(q, now)
-	return !ok || s.AuthTime < after
+	return !ok || s.AuthTime < after || now.Sub(time.Unix(s.AuthTime, 0)) > resumeFresh
 }
 
 // toSignIn sends the browser to sign in, coming back to this request
@@ -298,11 +304,10 @@ func requestHash(params url.Values) [32]byte { return sha256.Sum256([]byte(param
 // cookies a cross-site top-level navigation carries, SameSite=Lax). The
 // consent page's answer is a change, and must come from this site.
 func (p *Provider) AuthorizePost(c echo.Context) error {
-	r := c.Request()
-	if err := r.ParseForm(); err != nil {
-		return pageError("error.bad_form")
+	if err := p.web.ParseForm(c); err != nil {
+		return err
 	}
-	form := r.PostForm
+	form := c.Request().PostForm
 	if form.Has("client_id") || form.Has("response_type") {
 		query := form.Encode()
 		if len(query) > maxRequestLength {

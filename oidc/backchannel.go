@@ -30,17 +30,19 @@ const (
 	backChannelTimeout = 5 * time.Second
 	// backChannelRetryFor is how long a logout is retried: at least two
 	// minutes (attempts after 1, 2, 4, … 64 seconds).
-	backChannelRetryFor = 2 * time.Minute
+	backChannelRetryFor = LogoutRetryFor
 	// backChannelMaxDelay caps the backoff.
 	backChannelMaxDelay = 64 * time.Second
 	// logoutTokenTTL is a logout token's life (the specification asks for
 	// a short one; each attempt signs a new token).
 	logoutTokenTTL = 2 * time.Minute
 	// maxPendingLogouts bounds the logouts being delivered or retried at
-	// once; past it new ones are dropped, each a security event.
-	maxPendingLogouts = 10_000
-	// maxConcurrentPosts bounds the requests in flight at once.
-	maxConcurrentPosts = 32
+	// once for one application; past it new ones are dropped, each a
+	// security event.
+	maxPendingLogouts = 1_000
+	// maxConcurrentPosts bounds the requests in flight at once to one
+	// application: one whose endpoint hangs holds only its own.
+	maxConcurrentPosts = 4
 )
 
 // BackChannel delivers logout tokens.
@@ -48,15 +50,22 @@ type BackChannel struct {
 	p      *Provider
 	log    *slog.Logger
 	client *http.Client
-	slots  chan struct{}
 
 	ctx    context.Context // ends with Close: in-flight requests and waits stop
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	pending int
-	done    chan struct{} // closed (and replaced) whenever pending drops to 0
+	pending int                  // in all
+	apps    map[string]*appQueue // by client id
+	done    chan struct{}        // closed (and replaced) whenever pending drops to 0
 	wg      sync.WaitGroup
+}
+
+// appQueue is one application's logouts: how many are pending, and the
+// slots of its requests in flight.
+type appQueue struct {
+	pending int
+	slots   chan struct{}
 }
 
 func newBackChannel(p *Provider, log *slog.Logger) *BackChannel {
@@ -73,12 +82,16 @@ func newBackChannel(p *Provider, log *slog.Logger) *BackChannel {
 			// token at the address it registered.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		slots:  make(chan struct{}, maxConcurrentPosts),
+		apps:   map[string]*appQueue{},
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
 }
+
+// LogoutRetryFor is how long a back-channel logout is retried while the
+// application does not take it.
+const LogoutRetryFor = 2 * time.Minute
 
 // logout is one logout token to deliver: to client, about the account sub
 // and, when one session ended, its sid.
@@ -161,22 +174,29 @@ func (p *Provider) Close() {
 // send starts delivering l.
 func (b *BackChannel) send(l logout) {
 	b.mu.Lock()
-	if b.pending >= maxPendingLogouts || b.ctx.Err() != nil {
+	q := b.apps[l.client.ID]
+	if q == nil {
+		q = &appQueue{slots: make(chan struct{}, maxConcurrentPosts)}
+		b.apps[l.client.ID] = q
+	}
+	if q.pending >= maxPendingLogouts || b.ctx.Err() != nil {
 		b.mu.Unlock()
-		b.event(events.BackChannelLogoutAbandoned, l, 0, "too many logouts pending, or the server is stopping")
+		b.event(events.BackChannelLogoutAbandoned, l, 0, "too many logouts pending for this application, or the server is stopping")
 		return
 	}
+	q.pending++
 	b.pending++
 	b.mu.Unlock()
 	b.wg.Go(func() {
-		defer b.finished()
-		b.deliver(l)
+		defer b.finished(q)
+		b.deliver(l, q)
 	})
 }
 
-func (b *BackChannel) finished() {
+func (b *BackChannel) finished(q *appQueue) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	q.pending--
 	if b.pending--; b.pending == 0 {
 		close(b.done)
 		b.done = make(chan struct{})
@@ -185,11 +205,11 @@ func (b *BackChannel) finished() {
 
 // deliver posts l until the application answers 2xx, retrying with
 // backoff for backChannelRetryFor; each failure is a security event.
-func (b *BackChannel) deliver(l logout) {
+func (b *BackChannel) deliver(l logout, q *appQueue) {
 	start := time.Now()
 	delay := time.Second
 	for attempt := 1; ; attempt++ {
-		err := b.post(l)
+		err := b.post(l, q)
 		if err == nil {
 			return
 		}
@@ -212,10 +232,10 @@ func (b *BackChannel) deliver(l logout) {
 
 // post makes one attempt: a fresh logout token, POSTed as the form field
 // logout_token.
-func (b *BackChannel) post(l logout) error {
+func (b *BackChannel) post(l logout, q *appQueue) error {
 	select {
-	case b.slots <- struct{}{}:
-		defer func() { <-b.slots }()
+	case q.slots <- struct{}{}:
+		defer func() { <-q.slots }()
 	case <-b.ctx.Done():
 		return b.ctx.Err()
 	}

@@ -30,6 +30,9 @@ type Web interface {
 	// CheckCrossOrigin refuses a cross-origin request (a form posted
 	// from another site).
 	CheckCrossOrigin(c echo.Context) error
+	// ParseForm reads a posted form as every page does (413 past the
+	// body limit, 400 for one that cannot be read).
+	ParseForm(c echo.Context) error
 	// Page describes the page about to be rendered; title is a message
 	// id, with template data as name, value pairs.
 	Page(c echo.Context, title string, kv ...any) views.Page

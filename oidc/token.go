@@ -81,7 +81,7 @@ var grantErrors = []struct {
 	{db.ErrSessionEnded, "the refresh token has ended: the person signed out, was signed out everywhere, was inactive too long, or their account was disabled or deleted"},
 	{db.ErrGrantGone, "the person no longer lets this application sign them in"},
 	{db.ErrNotAdmitted, "the person is not in a group this application admits"},
-	{db.ErrAccountDisabled, "the person's account is disabled"},
+	{db.ErrAccountDisabled, "the grant is no longer valid"},
 }
 
 // tokenError answers a failed token request: an OAuth error as it is; a
@@ -111,9 +111,8 @@ func (p *Provider) tokenError(c echo.Context, err error, basic bool) error {
 // (client_secret_basic) or client_id and client_secret in the body
 // (client_secret_post), never both; a public client sends its client_id
 // and no secret. basic reports whether Basic was used. A confidential
-// client whose authentications failed too often is refused before its
-// secret is even compared (slow_down, 429), except from an address it has
-// authenticated from before.
+// client whose authentications failed too often from an address is
+// refused there before its secret is even compared (slow_down, 429).
 func (p *Provider) authenticateClient(c echo.Context, form url.Values) (client *Client, basic bool, oe *oauthError) {
 	r := c.Request()
 	id, secret, basic := r.BasicAuth()
@@ -146,11 +145,10 @@ func (p *Provider) authenticateClient(c echo.Context, form url.Values) (client *
 			strconv.Itoa(max(secs, 1))+" seconds")
 	}
 	if secret == "" || !client.SecretMatches(secret) {
-		p.failures.failed(client.ID, now)
+		p.failures.failed(client.ID, addr, now)
 		p.web.Event(c, events.ApplicationClientFailed, nil, slog.String("app", client.ID))
 		return nil, basic, oauthErr(errInvalidClient, "client authentication failed")
 	}
-	p.failures.succeeded(client.ID, addr, now)
 	return client, basic, nil
 }
 
@@ -195,6 +193,9 @@ func (p *Provider) redeemCode(c echo.Context, client *Client, form url.Values) (
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(redeemed.Evicted) > 0 {
+		p.Notify(code.Handle, db.Ended{Sessions: redeemed.Evicted})
 	}
 	u := redeemed.User
 	grant, _ := u.GrantTo(client.ID)

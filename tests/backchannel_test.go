@@ -32,6 +32,7 @@ type logoutReceiver struct {
 	received []receivedLogout
 	failNext int           // answer 500 to this many more requests
 	hang     chan struct{} // while open, requests hang
+	hangPath string        // only requests to this path hang ("": all)
 }
 
 type receivedLogout struct {
@@ -56,6 +57,9 @@ func (r *logoutReceiver) trust(issuer string) {
 func (r *logoutReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	hang, fail := r.hang, r.failNext > 0
+	if r.hangPath != "" && req.URL.Path != r.hangPath {
+		hang = nil
+	}
 	if fail {
 		r.failNext--
 	}
@@ -329,6 +333,30 @@ func TestSignOutDoesNotWaitForApplications(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("sign out took %s while the application's endpoint hangs", took)
 	}
+	// An application whose endpoint hangs holds up only its own
+	// logouts: with more of them pending than it may have in flight, the
+	// other application still hears of a sign-out at once.
+	receiver.mu.Lock()
+	receiver.hangPath = "/board"
+	receiver.mu.Unlock()
+	for range 6 {
+		expectStatus(t, passkeySignIn(t, person, pk), http.StatusOK)
+		signInTo(t, a, person, pk, "board")
+		expectStatus(t, person.Post("/signout", nil), http.StatusSeeOther)
+	}
+	expectStatus(t, passkeySignIn(t, person, pk), http.StatusOK)
+	signInTo(t, a, person, pk, "portal")
+	expectStatus(t, person.Post("/signout", nil), http.StatusSeeOther)
+	for _, l := range receiver.waitFor(1) {
+		if l.Path != "/portal" {
+			t.Errorf("a logout arrived at %s", l.Path)
+		}
+	}
+	receiver.take()
+	receiver.mu.Lock()
+	receiver.hangPath = ""
+	receiver.mu.Unlock()
+
 	// Once the endpoint answers again, the token arrives.
 	receiver.mu.Lock()
 	close(receiver.hang)

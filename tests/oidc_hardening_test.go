@@ -170,6 +170,12 @@ func TestPromptLoginNeedsASignInAfterTheRequest(t *testing.T) {
 		if at := int64(tokenClaims(t, tok.body["id_token"].(string))["auth_time"].(float64)); at < before {
 			t.Errorf("auth_time %d is older than the request (%d)", at, before)
 		}
+		// The address the sign-in came back to, opened again later (from
+		// the history of a browser left signed in), asks again.
+		clock.Advance(5 * time.Minute)
+		if r := person.Get(resumeAddress); !toSignIn(r) {
+			t.Errorf("the resume address 5 minutes after the sign-in: %d %s, want the sign-in page", r.StatusCode, r.Header.Get("Location"))
+		}
 	})
 }
 
@@ -330,9 +336,10 @@ func TestApplicationRefreshTokensRotate(t *testing.T) {
 
 // TestTheTokenEndpointServesApplicationServers (defect 6): one server
 // redeems its users' codes from one address without being limited; a
-// client id whose authentications fail too often is refused, 429 with
-// Retry-After and an OAuth body, from every address except one the
-// client authenticated from before.
+// client id whose authentications fail too often from an address is
+// refused there, 429 with Retry-After and an OAuth body, before its
+// secret is compared; the application's own server, elsewhere, is not
+// locked out.
 func TestTheTokenEndpointServesApplicationServers(t *testing.T) {
 	testkit.EachEngine(t, func(t *testing.T, store testkit.Store) {
 		a := testkit.StartApp(t, testkit.AppOptions{Store: store, Env: map[string]string{
@@ -361,11 +368,13 @@ func TestTheTokenEndpointServesApplicationServers(t *testing.T) {
 		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || r.body["error"] != "slow_down" {
 			t.Errorf("the fourth failure: %d, Retry-After %q, %v; want 429 with Retry-After and an OAuth error", r.status, r.header.Get("Retry-After"), r.body)
 		}
-		if r := from(newServer, chatSecret); r.status != http.StatusTooManyRequests {
-			t.Errorf("the right secret from a new address while limited: %d %v, want 429 (not even compared)", r.status, r.body)
+		if r := from(attacker, chatSecret); r.status != http.StatusTooManyRequests {
+			t.Errorf("the right secret from the limited address: %d %v, want 429 (not even compared)", r.status, r.body)
 		}
-		if r := from(server, chatSecret); r.body["error"] != "invalid_grant" {
-			t.Errorf("the application server while its client id is limited: %d %v, want it served", r.status, r.body)
+		for _, addr := range []string{server, newServer} {
+			if r := from(addr, chatSecret); r.body["error"] != "invalid_grant" {
+				t.Errorf("the application's server at %s while another address is limited: %d %v, want it served", addr, r.status, r.body)
+			}
 		}
 	})
 }

@@ -8,3 +8,8 @@ UPDATE users SET signed_in_at = GREATEST(link_used_at,
 	WHERE deleted_at IS NULL;
 CREATE INDEX users_email_c ON users (email COLLATE "C");
 CREATE INDEX users_email_domain ON users ((substr(email, strpos(email, '@'))) COLLATE "C");
+-- A revocation of the whole account ends its applications' sessions: it
+-- empties oidc_sessions and keeps what it ended here, for the statement
+-- itself to return (an UPDATE returns the new values), so that each is
+-- told once and never again by a later revocation.
+ALTER TABLE users ADD COLUMN oidc_sessions_ended TEXT NOT NULL DEFAULT '';

@@ -13,3 +13,8 @@ UPDATE users SET signed_in_at = max(link_used_at,
 -- The console's search: an address that starts with the text (the email
 -- index), or whose domain does (this one: the address from its "@").
 CREATE INDEX users_email_domain ON users (substr(email, instr(email, '@')));
+-- A revocation of the whole account ends its applications' sessions: it
+-- empties oidc_sessions and keeps what it ended here, for the statement
+-- itself to return (an UPDATE returns the new values), so that each is
+-- told once and never again by a later revocation.
+ALTER TABLE users ADD COLUMN oidc_sessions_ended TEXT NOT NULL DEFAULT '';
