@@ -38,6 +38,7 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 		Fresh:       h.freshSession(c, u),
 		EmailForm:   form,
 		Notice:      notice,
+		Console:     u.InGroup(h.cfg.AdminGroup),
 	}
 	v.Applications = h.applications(u)
 	if u.RecoveryDue != 0 {

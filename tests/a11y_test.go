@@ -127,7 +127,7 @@ func (s *browserSession) axeEverywhere(script, what string, titles map[string]st
 // fields, announced status messages, unique titles, and reduced motion.
 func TestAccessibilityOfEveryPage(t *testing.T) {
 	clock := testkit.NewClock()
-	a := startOIDC(t, testkit.Store{}, clock) // (for the consent page)
+	a := startOIDC(t, testkit.Store{}, clock, grafanaClient) // (for the consent and no-access pages)
 	s := newBrowserSession(t, a)
 	script := axeScript(t)
 	call(s, webauthn.Enable, webauthn.EnableParams{EnableUI: ptrTo(false)})
@@ -196,6 +196,50 @@ func TestAccessibilityOfEveryPage(t *testing.T) {
 		t.Error("the consent page asks nothing")
 	}
 	visit("the application's sign-out page", "/oauth2/logout?client_id=notes")
+	visit("an application's no-access page", "/oauth2/authorize?"+url.Values{"client_id": {"grafana"}, "redirect_uri": {grafanaCallback},
+		"response_type": {"code"}, "scope": {"openid groups"}}.Encode())
+	if s.eval(`String(document.querySelector("h1").textContent.includes("Grafana"))`) != "true" {
+		t.Error("the no-access page does not name the application")
+	}
+	s.screenshot("no-access")
+
+	// The operator's console, for a member of the admin group, with
+	// another account to look after.
+	other := a.Browser(t)
+	signIn(t, a, other, "grace@example.org")
+	addPasskey(t, a, other)
+	for _, args := range [][]string{{"group", "add", "ada@example.com", "admin"}, {"group", "add", "grace@example.org", "ops", "db-admins"}} {
+		if _, errOut, exit := admin(t, a, "", args...); exit != 0 {
+			t.Fatalf("admin %v: %s", args, errOut)
+		}
+	}
+	visitAgain := func(what, path string) { // (a page seen before, in another state)
+		t.Helper()
+		s.do("open "+what, chromedp.Navigate(a.URL+path))
+		s.waitFor(what, `document.readyState === "complete"`)
+		s.axeEverywhere(script, what, map[string]string{})
+	}
+	visitAgain("the account page of an operator", "/account")
+	if s.eval(`String(document.querySelector('a[href="/admin"]') !== null)`) != "true" {
+		t.Error("the account page of a member of the admin group does not link to the console")
+	}
+	visit("the console's accounts", "/admin")
+	s.screenshot("console-accounts")
+	visitAgain("the console's search", "/admin?q=grace")
+	s.do("open grace's page", chromedp.Click(chromedp.CSS(`ul.accounts a`)), chromedp.WaitVisible(chromedp.ID("add-group")))
+	s.axeEverywhere(script, "the console's page of an account", titles)
+	s.screenshot("console-account")
+	// A change needs a recent passkey sign-in: the step-up first.
+	grace := s.eval(`location.pathname`)
+	s.do("step up", chromedp.Navigate(a.URL+"/account/reauth?next="+url.QueryEscape(grace)),
+		chromedp.WaitVisible(chromedp.CSS("button[data-passkey-reauth]")), chromedp.Click(chromedp.CSS("button[data-passkey-reauth]")))
+	s.waitPath(grace)
+	// A bad group name: an error tied to its field.
+	s.eval(`(() => { const f = document.getElementById("add-group").form; f.add.value = "Not A Group"; f.submit(); return ""; })()`)
+	s.waitFor("the group error", `document.querySelector("#add-group[aria-invalid=true]") !== null`)
+	s.axeEverywhere(script, "the console's page of an account with an error", map[string]string{})
+	visit("the console's invitations", "/admin/invite")
+	visit("the console's applications", "/admin/applications")
 
 	// Later, deleting the account asks for a step-up first.
 	clock.Advance(a.Config.ReauthTTL + time.Minute)
@@ -316,7 +360,8 @@ func (s *browserSession) tabTo(selector string) {
 
 // TestKeyboardOnlyJourney: with Tab, Enter, Space and typing only, a
 // person signs up by link, adds a passkey, renames it and deletes it,
-// seeing where the focus is at every step.
+// and, made an operator, finds their account in the console and adds it
+// to a group, seeing where the focus is at every step.
 func TestKeyboardOnlyJourney(t *testing.T) {
 	a := testkit.StartApp(t, testkit.AppOptions{})
 	s := newBrowserSession(t, a)
@@ -374,4 +419,27 @@ func TestKeyboardOnlyJourney(t *testing.T) {
 	if n := len(a.Mail.MailsTo("kim@example.com")); n < 3 {
 		t.Errorf("%d emails to kim@example.com, want the link and the added and removed notices", n)
 	}
+
+	// The console, from the account page's link.
+	if _, errOut, exit := admin(t, a, "", "group", "add", "kim@example.com", "admin"); exit != 0 {
+		t.Fatalf("admin group add: %s", errOut)
+	}
+	s.do("reload the account page", chromedp.Navigate(a.URL+"/account"))
+	s.waitPath("/account")
+	s.tabTo(`main a[href="/admin"]`)
+	s.press(kb.Enter)
+	s.waitPath("/admin")
+	s.tabTo(`#q`)
+	s.typeText("kim")
+	s.tabTo(`form[role=search] button[type=submit]`)
+	s.press(kb.Enter)
+	s.waitFor("the search's result", `location.search === "?q=kim" && document.querySelectorAll("ul.accounts a").length === 1`)
+	s.tabTo(`ul.accounts a`)
+	s.press(kb.Enter)
+	s.waitFor("the account's page", `location.pathname.startsWith("/admin/accounts/")`)
+	s.tabTo(`#add-group`)
+	s.typeText("ops")
+	s.tabTo(`#add-group ~ button`)
+	s.press(kb.Enter)
+	s.waitFor("the group added", `document.querySelector(".ok-box") !== null && [...document.querySelectorAll("ul.groups .badge")].some(b => b.textContent === "ops")`)
 }

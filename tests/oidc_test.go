@@ -72,14 +72,15 @@ func writeClients(t *testing.T, extra string) string {
 	return file
 }
 
-// startOIDC starts Latchkey with the three applications registered.
-func startOIDC(t *testing.T, store testkit.Store, clock *testkit.Clock) *testkit.App {
+// startOIDC starts Latchkey with the three applications registered, and
+// the extra client entries, if any.
+func startOIDC(t *testing.T, store testkit.Store, clock *testkit.Clock, extra ...string) *testkit.App {
 	t.Helper()
 	if store == (testkit.Store{}) {
 		store = testkit.SQLiteStore(t)
 	}
 	return testkit.StartApp(t, testkit.AppOptions{Clock: clock, Store: store,
-		Env: map[string]string{"OIDC_CLIENTS_FILE": writeClients(t, ""), "RATE_LIMIT_SIGNIN": "1000/1m"}})
+		Env: map[string]string{"OIDC_CLIENTS_FILE": writeClients(t, strings.Join(extra, ",")), "RATE_LIMIT_SIGNIN": "1000/1m"}})
 }
 
 var consentRequest = regexp.MustCompile(`name="request" value="([^"]+)"`)
