@@ -441,3 +441,95 @@ func BenchmarkSignOutWithAHangingApplication(b *testing.B) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// consoleAccounts is how many accounts the console's benchmark seeds.
+const consoleAccounts = 100_000
+
+// seedAccounts adds n accounts to the app's database in one statement:
+// user<i>@example<i%97>.com, one in ten at corp.example, one in seven in
+// the group ops, created a second apart.
+func seedAccounts(b *testing.B, a *testkit.App, store testkit.Store, n int) {
+	b.Helper()
+	driver, dsn := "sqlite", store.Path
+	if store.Engine == "postgres" {
+		driver, dsn = "pgx", store.URL
+	}
+	conn, err := sql.Open(driver, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	series := `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)`
+	handle := `randomblob(16)`
+	if store.Engine == "postgres" {
+		series = `WITH n(i) AS (SELECT generate_series(1, $1::int))`
+		handle = `decode(md5(i::text || random()::text), 'hex')`
+	}
+	_, err = conn.Exec(series+`
+		INSERT INTO users (handle, email, created_at, signed_in_at, group_names)
+		SELECT `+handle+`, 'user' || i || '@' || CASE WHEN i % 10 = 0 THEN 'corp.example' ELSE 'example' || (i % 97) || '.com' END,
+			1700000000000 + i * 1000, 1700000000000 + i * 2000, CASE WHEN i % 7 = 0 THEN 'ops' ELSE '' END
+		FROM n`, n)
+	if err != nil {
+		b.Fatalf("seeding %d accounts: %v", n, err)
+	}
+	if store.Engine == "postgres" {
+		conn.Exec(`ANALYZE users`)
+	} else {
+		conn.Exec(`ANALYZE`)
+	}
+}
+
+// BenchmarkConsoleWith100000Accounts measures the console's list of
+// accounts, server-side (GET /admin through the whole handler stack, the
+// operator's session included), with 100 000 accounts in the database, on
+// each engine: the first page, a page deep in the list (by key, no
+// offset), and searches by the start of an address, narrow and broad,
+// by domain, and for nothing.
+//
+//	TEST_DATABASE_URL=… go test -run='^$' -bench=ConsoleWith100000Accounts -benchtime=200x ./tests
+func BenchmarkConsoleWith100000Accounts(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			store := testkit.SQLiteStore(b)
+			if engine == "postgres" {
+				store = testkit.PostgresStore(b)
+			}
+			env := map[string]string{"LOG_LEVEL": "error"}
+			for k, v := range benchEnv {
+				env[k] = v
+			}
+			a := testkit.StartApp(b, testkit.AppOptions{Store: store, Env: env})
+			op := a.Browser(b)
+			signIn(b, a, op, "operator@example.com")
+			if _, errOut, exit := admin(b, a, "", "group", "add", "operator@example.com", "admin"); exit != 0 {
+				b.Fatal(errOut)
+			}
+			seedAccounts(b, a, store, consoleAccounts)
+			cookie := "__Host-at=" + op.Cookie("__Host-at") + "; __Host-rt=" + op.Cookie("__Host-rt")
+			get := func(b *testing.B, path string) {
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				req.Header.Set("Cookie", cookie)
+				w := httptest.NewRecorder()
+				a.App.Handler.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "ul") {
+					b.Fatalf("GET %s: %d", path, w.Code)
+				}
+			}
+			for _, tc := range []struct{ name, path string }{
+				{"first page", "/admin"},
+				{"a page deep in the list", "/admin?before=50000"},
+				{"search an address", "/admin?q=user12345"},
+				{"search a broad prefix", "/admin?q=user1"},
+				{"search a domain", "/admin?q=%40corp"},
+				{"search without a match", "/admin?q=nobody"},
+			} {
+				b.Run(tc.name, func(b *testing.B) {
+					for b.Loop() {
+						get(b, tc.path)
+					}
+				})
+			}
+		})
+	}
+}

@@ -187,7 +187,7 @@ func instances(t *testing.T, store testkit.Store, n int, poll time.Duration, env
 // admin runs `latchkey admin args…` against the app's store, with its
 // environment, clock and mail server, and returns what it printed and its
 // exit status.
-func admin(t *testing.T, a *testkit.App, stdin string, args ...string) (stdout, stderr string, exit int) {
+func admin(t testing.TB, a *testkit.App, stdin string, args ...string) (stdout, stderr string, exit int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	opts := app.Options{}
