@@ -238,7 +238,8 @@ func TestConsoleActions(t *testing.T) {
 // refresh token for it stops working.
 func TestGroupsDecideWhoEntersAnApplication(t *testing.T) {
 	testkit.EachEngine(t, func(t *testing.T, store testkit.Store) {
-		a, op, person, _, personKey := operatorAndPerson(t, store, nil, nil)
+		var log testkit.SyncBuffer
+		a, op, person, _, personKey := operatorAndPerson(t, store, nil, &log)
 		ctx := context.Background()
 		provider, err := oidc.NewProvider(ctx, a.URL)
 		if err != nil {
@@ -296,6 +297,19 @@ func TestGroupsDecideWhoEntersAnApplication(t *testing.T) {
 			t.Error("userinfo still answers after the person left ops")
 		}
 		expectStatus(t, person.Get(pathOf(t, grafana.AuthCodeURL("st"))), http.StatusForbidden)
+
+		// Each refusal was a security event: the page, prompt=none, the
+		// refresh after leaving the group, and the page again.
+		var reasons []string
+		for _, line := range strings.Split(log.String(), "\n") {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) == nil && e["event"] == "application_refused" && e["app"] == "grafana" {
+				reasons = append(reasons, e["reason"].(string))
+			}
+		}
+		if strings.Join(reasons, " ") != "not_in_allowed_groups not_in_allowed_groups left_allowed_groups not_in_allowed_groups" {
+			t.Errorf("application_refused events: %v", reasons)
+		}
 
 		// Discovery lists the scope and the claim.
 		var d map[string]any

@@ -566,6 +566,11 @@ func TestInvalidClientFilesStopTheServer(t *testing.T) {
 		{`{"clients": [{"id": "a", "name": "A", "public": true, "secret_hash": "sha256:00", "redirect_uris": ["https://a.example/cb"]}]}`, `client "a": secret_hash`},
 		{`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"]}, {"id": "a", "name": "B", "public": true, "redirect_uris": ["https://b.example/cb"]}]}`, `client "a": id: listed twice`},
 		{`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"], "colour": "blue"}]}`, `unknown field "colour"`},
+		{`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"], "allowed_groups": ["ops", "Ops"]}]}`, `client "a": allowed_groups: "Ops"`},
+		{`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"], "allowed_groups": []}]}`, `client "a": allowed_groups`},
+		{`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"], "scopes": ["openid", "roles"]}]}`, `client "a": scopes`},
+		{`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"], "backchannel_logout_uri": "http://a.example/logout"}]}`, `client "a": backchannel_logout_uri`},
+		{`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"], "backchannel_logout_session_required": true}]}`, `client "a": backchannel_logout_session_required`},
 		{`not json`, "OIDC_CLIENTS_FILE"},
 	} {
 		path := t.TempDir() + "/clients.json"
@@ -579,5 +584,17 @@ func TestInvalidClientFilesStopTheServer(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s\n  gives %v, want it to name %q", tc.file, err, tc.want)
 		}
+	}
+	// A group nobody is in yet is fine (the operator adds people later).
+	path := t.TempDir() + "/clients.json"
+	os.WriteFile(path, []byte(`{"clients": [{"id": "a", "name": "A", "public": true, "redirect_uris": ["https://a.example/cb"],
+		"scopes": ["openid", "groups"], "allowed_groups": ["no-one-yet"]}]}`), 0o600)
+	if _, err := app.ConfigFromEnv(func(k string) string {
+		if k == "OIDC_CLIENTS_FILE" {
+			return path
+		}
+		return ""
+	}); err != nil {
+		t.Errorf("a valid group nobody is in: %v", err)
 	}
 }
