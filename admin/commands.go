@@ -479,6 +479,17 @@ func (t *tool) group(_ *flag.FlagSet, args []string) error {
 	}
 	if len(removed) > 0 {
 		events.Log(t.ctx, t.log, slog.LevelInfo, events.AdminGroupRemove, auth.Subject(u.Handle), slog.String("groups", strings.Join(removed, " ")))
+		// Out of the applications that no longer admit the account at
+		// once, not at their next refresh.
+		now := *u
+		now.Groups = groups
+		if refusing := t.cfg.OIDCClients.Refusing(&now); len(refusing) > 0 {
+			ended, err := t.DB.EndAppSessions(t.ctx, u.ID, refusing)
+			if err != nil {
+				return err
+			}
+			t.tellApplications(u, ended)
+		}
 	}
 	now := "no group"
 	if len(groups) > 0 {

@@ -166,7 +166,20 @@ func (d *DB) Accounts(ctx context.Context, search string, before int64) (Account
 	if before > 0 {
 		where += ` AND id < ` + arg(before)
 	}
-	search = strings.ToLower(strings.TrimSpace(search))
+	search = strings.TrimSpace(search)
+	for i := 0; i < len(search); i++ {
+		if c := search[i]; c <= ' ' || c >= 0x7f {
+			// Addresses are printable ASCII: nothing else can match (and
+			// PostgreSQL refuses a NUL in text).
+			return AccountsPage{}, nil
+		}
+	}
+	search = strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, search)
 	prefix := func(expr, p string) string {
 		return expr + ` >= ` + arg(p) + ` AND ` + expr + ` < ` + arg(p+"\x7f")
 	}
@@ -201,6 +214,44 @@ func (d *DB) Accounts(ctx context.Context, search string, before int64) (Account
 		page.Next = page.Accounts[AccountsPageSize-1].ID
 	}
 	return page, nil
+}
+
+// EndAppSessions ends the account's sessions of the applications named
+// (their refresh tokens too), as removing them would without revoking the
+// grant: for an account that left the groups they admit. It returns what
+// ended, to tell them.
+func (d *DB) EndAppSessions(ctx context.Context, userID int64, clients []string) (Ended, error) {
+	ctx, done := d.op(ctx, "EndAppSessions")
+	defer done()
+	var ended Ended
+	err := d.inTx(ctx, func(tx *tx) error {
+		ended = Ended{}
+		var raw string
+		err := tx.row(`SELECT oidc_sessions FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, userID).Scan(&raw)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var kept []AppSession
+		for _, s := range parseAppSessions(raw) {
+			if slices.Contains(clients, s.Client) {
+				ended.Sessions = append(ended.Sessions, s)
+			} else {
+				kept = append(kept, s)
+			}
+		}
+		if len(ended.Sessions) == 0 {
+			return nil
+		}
+		_, err = tx.exec(`UPDATE users SET oidc_sessions = $1 WHERE id = $2`, formatAppSessions(kept), userID)
+		return err
+	})
+	if err != nil {
+		return Ended{}, d.fail("end application sessions", err)
+	}
+	return ended, nil
 }
 
 // UserByID returns the live account with this id (disabled or not).

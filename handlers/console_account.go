@@ -130,7 +130,7 @@ func (h *Handler) consoleGroups(c echo.Context) error {
 	if u.ID == operator(c).ID && slices.Contains(remove, h.cfg.AdminGroup) {
 		return errConsoleSelf
 	}
-	_, added, removed, err := h.db.ChangeGroups(c.Request().Context(), u.ID, add, remove)
+	groups, added, removed, err := h.db.ChangeGroups(c.Request().Context(), u.ID, add, remove)
 	if errors.Is(err, db.ErrTooManyGroups) {
 		return h.renderConsoleAccount(c, http.StatusConflict, u, "error.too_many_groups", "")
 	}
@@ -142,8 +142,29 @@ func (h *Handler) consoleGroups(c echo.Context) error {
 	}
 	if len(removed) > 0 {
 		h.consoleEvent(c, events.AdminGroupRemove, u.Handle, slog.String("groups", strings.Join(removed, " ")))
+		if err := h.endRefusedApplications(c, u, groups); err != nil {
+			return err
+		}
 	}
 	return consoleDone(c, consoleAccountPath(c.Param("id")), "groups_changed")
+}
+
+// endRefusedApplications ends the account's sessions of the applications
+// that, now that it is in groups, no longer admit it, and tells them: it
+// is out at once, not at their next refresh.
+func (h *Handler) endRefusedApplications(c echo.Context, u *db.User, groups []string) error {
+	now := *u
+	now.Groups = groups
+	refusing := h.oidc.Clients().Refusing(&now)
+	if len(refusing) == 0 {
+		return nil
+	}
+	ended, err := h.db.EndAppSessions(c.Request().Context(), u.ID, refusing)
+	if err != nil {
+		return err
+	}
+	h.oidc.Notify(u.Handle, ended)
+	return nil
 }
 
 // consoleDisable is POST /admin/accounts/:id/disable (form "disabled" =
@@ -153,7 +174,14 @@ func (h *Handler) consoleDisable(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	disable := c.Request().PostForm.Get("disabled") == "true"
+	var disable bool
+	switch c.Request().PostForm.Get("disabled") {
+	case "true":
+		disable = true
+	case "false":
+	default:
+		return errs.E(errs.Invalid, "error.bad_form")
+	}
 	if disable && u.ID == operator(c).ID {
 		return errConsoleSelf
 	}

@@ -94,23 +94,61 @@ func (h *Handler) Register(e *echo.Echo) {
 	// an address that does not exist. Changes are POSTs, checked for their
 	// origin like every form, and need a recent sign-in (each handler's
 	// freshOperator).
-	console := append(slices.Clone(page), h.requireAdmin)
-	e.Match(getHead, "/admin", h.consoleAccounts, console...)
-	e.Match(getHead, "/admin/accounts/:id", h.consoleAccount, console...)
-	e.POST("/admin/accounts/:id/passkeys/:passkey/delete", h.consoleDeletePasskey, console...)
-	e.POST("/admin/accounts/:id/groups", h.consoleGroups, console...)
-	e.POST("/admin/accounts/:id/disable", h.consoleDisable, console...)
-	e.POST("/admin/accounts/:id/signout", h.consoleSignOut, console...)
-	e.POST("/admin/accounts/:id/recovery", h.consoleRecovery, console...)
-	e.POST("/admin/accounts/:id/delete", h.consoleDelete, console...)
-	e.Match(getHead, "/admin/invite", h.consoleInvitePage, console...)
-	e.POST("/admin/invite", h.consoleInvite, console...)
-	e.Match(getHead, "/admin/applications", h.consoleApplications, console...)
+	// (The group is checked first, before the origin and the body: to
+	// anyone else, no method, origin or body tells these addresses from
+	// unknown ones.)
+	h.registerConsole(e, []consoleRoute{
+		{"/admin", h.consoleAccounts, nil},
+		{"/admin/accounts/:id", h.consoleAccount, nil},
+		{"/admin/accounts/:id/passkeys/:passkey/delete", nil, h.consoleDeletePasskey},
+		{"/admin/accounts/:id/groups", nil, h.consoleGroups},
+		{"/admin/accounts/:id/disable", nil, h.consoleDisable},
+		{"/admin/accounts/:id/signout", nil, h.consoleSignOut},
+		{"/admin/accounts/:id/recovery", nil, h.consoleRecovery},
+		{"/admin/accounts/:id/delete", nil, h.consoleDelete},
+		{"/admin/invite", h.consoleInvitePage, h.consoleInvite},
+		{"/admin/applications", h.consoleApplications, nil},
+	})
 
 	// Confirming a new address works from any browser, signed in or not.
 	e.Match(getHead, "/account/email/confirm", h.emailChangePage, link...)
 	e.POST("/account/email/confirm", h.confirmEmailChange, link...)
 }
+
+// consoleRoute is one address of the console: what GET (and HEAD) and
+// POST do there, nil for a method it does not take.
+type consoleRoute struct {
+	path      string
+	get, post echo.HandlerFunc
+}
+
+// consoleMethods are the methods every console address answers (TRACE
+// and CONNECT are refused for every address before routing).
+var consoleMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions}
+
+// registerConsole registers the console's addresses for every method,
+// each behind requireAdmin (after the session is known, before anything
+// else is checked): a method an address does not take is 405 for a member
+// of ADMIN_GROUP, and 404, as for an unknown address, for everyone else.
+func (h *Handler) registerConsole(e *echo.Echo, routes []consoleRoute) {
+	admin := []echo.MiddlewareFunc{noStore, h.loadSession, h.recoverPanics, h.requireAdmin}
+	changes := append(slices.Clone(admin), h.crossOriginProtection, limitBody)
+	for _, r := range routes {
+		for _, m := range consoleMethods {
+			switch {
+			case (m == http.MethodGet || m == http.MethodHead) && r.get != nil:
+				e.Add(m, r.path, r.get, admin...)
+			case m == http.MethodPost && r.post != nil:
+				e.Add(m, r.path, r.post, changes...)
+			default:
+				e.Add(m, r.path, methodNotAllowed, admin...)
+			}
+		}
+	}
+}
+
+func methodNotAllowed(echo.Context) error { return echo.ErrMethodNotAllowed }
 
 // preflightRefused answers a CORS preflight from an origin that is not a
 // registered client's.

@@ -244,6 +244,18 @@ func (c *Client) Admits(u *db.User) bool {
 	return false
 }
 
+// Refusing returns the ids of the clients that do not admit the account
+// (see Admits).
+func (cs *Clients) Refusing(u *db.User) []string {
+	var out []string
+	for _, c := range cs.byID {
+		if !c.Admits(u) {
+			out = append(out, c.ID)
+		}
+	}
+	return out
+}
+
 // All returns every client, by id.
 func (cs *Clients) All() []*Client {
 	out := make([]*Client, 0, len(cs.byID))

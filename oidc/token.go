@@ -191,6 +191,9 @@ func (p *Provider) redeemCode(c echo.Context, client *Client, form url.Values) (
 		p.web.EventAt(c, slog.LevelWarn, events.ApplicationCodeReplayed, code.Handle, slog.String("app", client.ID))
 		p.Notify(code.Handle, replay.Ended)
 	}
+	if errors.Is(err, db.ErrNotAdmitted) {
+		p.web.Event(c, events.ApplicationRefused, code.Handle, slog.String("app", client.ID), slog.String("reason", "left_allowed_groups"))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/errs"
+	"github.com/latchkey/latchkey/events"
 )
 
 // UserInfo is GET or POST /oauth2/userinfo: the claims about the person
@@ -44,6 +46,7 @@ func (p *Provider) UserInfo(c echo.Context) error {
 		return writeError(c, oauthErr(errInvalidToken, "the person no longer lets this application sign them in"), false)
 	}
 	if !client.Admits(u) {
+		p.web.Event(c, events.ApplicationRefused, u.Handle, slog.String("app", client.ID), slog.String("reason", "left_allowed_groups"))
 		return writeError(c, oauthErr(errInvalidToken, "the person is not in a group this application admits"), false)
 	}
 	claims := map[string]any{"sub": ac.Subject}

@@ -84,7 +84,28 @@ func TestTheConsoleIsOnlyForTheAdminGroup(t *testing.T) {
 		for _, path := range []string{target + "/disable", target + "/groups", target + "/delete", "/admin/invite"} {
 			expectStatus(t, b.Post(path, url.Values{"disabled": {"true"}, "add": {"admin"}, "confirm": {"person@example.org"}, "email": {"x@example.com"}}), http.StatusNotFound)
 		}
+		// No method, origin or body tells a console address from an
+		// unknown one.
+		for _, tc := range []struct{ method, path, site string }{
+			{http.MethodPost, "/admin", "same-origin"}, {http.MethodDelete, "/admin", "same-origin"}, {http.MethodOptions, "/admin", "same-origin"},
+			{http.MethodGet, target + "/delete", "same-origin"}, {http.MethodPut, "/admin/invite", "same-origin"},
+			{http.MethodPost, target + "/delete", "cross-site"}, {http.MethodPost, "/no-such-page", "same-origin"},
+		} {
+			req, _ := http.NewRequest(tc.method, a.URL+tc.path, strings.NewReader("confirm="+strings.Repeat("x", 70<<10)))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", tc.site)
+			r := b.Do(req)
+			if r.StatusCode != http.StatusNotFound || r.Header.Get("Allow") != "" {
+				t.Errorf("%s %s (%s, 70 KB): %d, Allow %q; want 404 as for an unknown address", tc.method, tc.path, tc.site, r.StatusCode, r.Header.Get("Allow"))
+			}
+		}
 	}
+	// For a member, a method the address does not take is just that.
+	expectStatus(t, op.Post("/admin", nil), http.StatusMethodNotAllowed)
+	// Bad input: a search no address can match, a garbled change.
+	expectPage(t, op.Get("/admin?q=%00"), http.StatusOK, "No account")
+	expectPage(t, op.Get("/admin?q=%C3%A9"), http.StatusOK, "No account")
+	expectStatus(t, op.Post(target+"/disable", url.Values{"disabled": {"maybe"}}), http.StatusBadRequest)
 	// Nothing happened to anyone.
 	if out, _, _ := admin(t, a, "", "show", "person@example.org"); !strings.Contains(out, "disabled       no") && !regexp.MustCompile(`disabled\s+no`).MatchString(out) {
 		t.Errorf("the person was changed:\n%s", out)
@@ -118,6 +139,9 @@ func TestConsoleActions(t *testing.T) {
 		target := consoleAccountOf(t, op, "person@example.org")
 		expectPage(t, op.Get(target), http.StatusOK, "person@example.org", "Passkeys", "Groups", "Sign out everywhere", "Email a recovery link", "Disable the account")
 		opSub := tokenClaims(t, op.Cookie("__Host-at"))["sub"].(string)
+		for _, q := range []string{"%00", "a%00b", "%C3%A9", "%25", "_", "%7F", strings.Repeat("x", 300)} {
+			expectPage(t, op.Get("/admin?q="+q), http.StatusOK, "No account")
+		}
 
 		// A stale sign-in is sent to the step-up first.
 		clock.Advance(11 * time.Minute)
@@ -235,7 +259,8 @@ func TestConsoleActions(t *testing.T) {
 // only ops (a go-oidc relying party) lets them in and sees their groups;
 // a person outside ops gets a page saying they have no access (and
 // access_denied without a page); once the person leaves ops, their
-// refresh token for it stops working.
+// sessions of it end at once: the refresh token and the access token stop
+// working.
 func TestGroupsDecideWhoEntersAnApplication(t *testing.T) {
 	testkit.EachEngine(t, func(t *testing.T, store testkit.Store) {
 		var log testkit.SyncBuffer
@@ -298,8 +323,9 @@ func TestGroupsDecideWhoEntersAnApplication(t *testing.T) {
 		}
 		expectStatus(t, person.Get(pathOf(t, grafana.AuthCodeURL("st"))), http.StatusForbidden)
 
-		// Each refusal was a security event: the page, prompt=none, the
-		// refresh after leaving the group, and the page again.
+		// Each refusal was a security event: the page, prompt=none and
+		// the page again. (Taking the person out of the group ended their
+		// sessions of the application at once: the refresh finds none.)
 		var reasons []string
 		for _, line := range strings.Split(log.String(), "\n") {
 			var e map[string]any
@@ -307,7 +333,7 @@ func TestGroupsDecideWhoEntersAnApplication(t *testing.T) {
 				reasons = append(reasons, e["reason"].(string))
 			}
 		}
-		if strings.Join(reasons, " ") != "not_in_allowed_groups not_in_allowed_groups left_allowed_groups not_in_allowed_groups" {
+		if strings.Join(reasons, " ") != "not_in_allowed_groups not_in_allowed_groups not_in_allowed_groups" {
 			t.Errorf("application_refused events: %v", reasons)
 		}
 
