@@ -89,6 +89,7 @@ func (h *Handler) consumeLink(c echo.Context) (err error) {
 		}
 	}()
 	ctx, now := c.Request().Context(), h.clock.Now()
+	start := h.newSession(c, db.MethodLink, now)
 	var (
 		u                *db.User
 		iat              time.Time
@@ -96,23 +97,23 @@ func (h *Handler) consumeLink(c echo.Context) (err error) {
 	)
 	switch l.Kind {
 	case auth.LinkSignIn:
-		u, iat, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now)
+		u, iat, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, start)
 	case auth.LinkSignUp, auth.LinkInvite:
 		if l.Kind == auth.LinkSignUp && !h.cfg.SignUp.Allows(l.Email) {
 			return errSignUpClosed
 		}
-		u, created, iat, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), now)
+		u, created, iat, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), now, start)
 	case auth.LinkRecovery:
 		method = "recovery link"
-		u, iat, started, err = h.db.ConsumeRecoveryLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, h.cfg.RecoveryDelay)
+		u, iat, started, err = h.db.ConsumeRecoveryLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, h.cfg.RecoveryDelay, start)
 	case auth.LinkOperator:
 		method = "operator recovery link"
-		u, iat, err = h.db.ConsumeOperatorLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now)
+		u, iat, err = h.db.ConsumeOperatorLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, start)
 	}
 	if err != nil {
 		return err
 	}
-	if err := h.startSession(c, u.Handle, auth.AMREmail, iat); err != nil {
+	if err := h.startSession(c, u.Handle, auth.AMREmail, iat, start, now); err != nil {
 		return err
 	}
 	h.adoptLanguage(c, u.Lang)
