@@ -54,6 +54,7 @@ func (h *Handler) Register(e *echo.Echo) {
 
 	e.Match(getHead, "/account", h.accountPage, signedIn...)
 	e.POST("/signout/everywhere", h.signOutEverywhere, signedIn...)
+	e.POST("/account/sessions/:sid/signout", h.signOutSession, signedIn...)
 	e.Match(getHead, "/account/reauth", h.reauthPage, signedIn...)
 	e.POST("/account/passkeys/begin", h.beginPasskeyRegistration, signedIn...)
 	e.POST("/account/passkeys/finish", h.finishPasskeyRegistration, signedIn...)
