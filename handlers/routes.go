@@ -44,6 +44,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Match(getHead, "/signin", h.signInPage, page...)
 	e.POST("/signin/email", h.requestLink, signIn...)
 	e.Match(getHead, "/signin/sent", h.sentPage, page...)
+	e.POST("/signin/code", h.signInWithCode, signIn...)
 	e.Match(getHead, "/signin/link", h.linkPage, link...)
 	e.POST("/signin/link", h.consumeLink, append(link, h.limitClient)...)
 	e.POST("/signout", h.signOut, page...)
