@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/base64"
 	"net/http"
 	"slices"
 	"time"
@@ -44,7 +45,9 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 		v.RecoveryDue = time.UnixMilli(u.RecoveryDue)
 		v.RecoveryReady = u.RecoveryReady(s.AuthTime, v.Now)
 	}
+	v.Signals = views.PasskeySignals{RPID: h.cfg.BaseURL.Hostname(), UserID: base64.RawURLEncoding.EncodeToString(u.Handle), Name: u.Email}
 	for _, k := range creds {
+		v.Signals.CredentialIDs = append(v.Signals.CredentialIDs, base64.RawURLEncoding.EncodeToString(k.CredentialID))
 		v.Passkeys = append(v.Passkeys, views.PasskeyView{
 			ID:             k.ID,
 			Name:           k.Name,
