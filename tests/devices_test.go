@@ -202,3 +202,33 @@ func TestAnEmailChangeListsOnlyTheSessionThatGoesOn(t *testing.T) {
 		t.Error("the other session survived the change")
 	}
 }
+
+// TestSigningOutAnotherSessionTellsItsApplications: ending another
+// session on the account page ends it for the applications it signed in
+// too, as its own sign-out would: they get a back-channel logout token
+// with its sid, and their refresh tokens of it stop working.
+func TestSigningOutAnotherSessionTellsItsApplications(t *testing.T) {
+	receiver := newLogoutReceiver(t)
+	a := testkit.StartApp(t, testkit.AppOptions{Env: map[string]string{
+		"OIDC_CLIENTS_FILE": writeClients(t, backChannelClients(receiver.srv.URL, "/a")), "RATE_LIMIT_SIGNIN": "1000/1m"}})
+	receiver.trust(a.URL)
+	laptop := a.Browser(t)
+	signIn(t, a, laptop, "apps@example.com")
+	pk := addPasskey(t, a, laptop)
+	phone := a.Browser(t)
+	expectStatus(t, passkeySignIn(t, phone, pk), http.StatusOK)
+	board := tokenClaims(t, signInTo(t, a, phone, pk, "board").body["id_token"].(string))
+	portal := signInTo(t, a, phone, pk, "portal")
+
+	expectStatus(t, laptop.Post("/account/sessions/"+sidOf(t, phone)+"/signout", nil), http.StatusSeeOther)
+	got := receiver.waitFor(2)
+	for _, l := range got {
+		if l.Claims["sid"] != board["sid"] || l.Claims["sub"] != board["sub"] {
+			t.Errorf("logout token %s %v, want sid %v and sub %v", l.Path, l.Claims, board["sid"], board["sub"])
+		}
+	}
+	if r := postForm(t, a.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"portal"},
+		"client_secret": {chatSecret}, "refresh_token": {portal.body["refresh_token"].(string)}}, nil); r.body["error"] != "invalid_grant" {
+		t.Errorf("the portal's refresh token of the signed-out session: %v", r.body)
+	}
+}
