@@ -167,7 +167,7 @@ func TestBrowserKeepsPasswordManagersInStep(t *testing.T) {
 	link := a.Mail.WaitFor(t, "sig.new@example.com", 1).Links()[0]
 	s.do("confirm the new address", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`form[action="/account/email/confirm"] button`)),
 		chromedp.Click(chromedp.CSS(`form[action="/account/email/confirm"] button`)))
-	s.waitFor("the account page with the new address", `document.body.textContent.includes("sig.new@example.com")`)
+	s.waitFor("the account page with the new address", `document.querySelector('.ok-box[role="status"]') !== null && document.getElementById("passkey-signals")?.dataset.name === "sig.new@example.com"`)
 	waitEvent("WebAuthn.credentialUpdated", func() bool {
 		for _, c := range updated {
 			if c.UserName == "sig.new@example.com" {
