@@ -54,6 +54,9 @@ type Keys struct {
 	// where an Ed25519 signature costs thirty.
 	refreshMACs map[string][]byte
 	sealers     []cipher.AEAD
+	// codeMACs are HMAC-SHA256 keys for the one-time codes of emailed
+	// links (see CodeMAC), newest first.
+	codeMACs [][]byte
 
 	// The RSA keys of the OpenID Connect provider, one per secret (newest
 	// first), derived on first use: deriving one takes a fraction of a
@@ -120,6 +123,12 @@ func NewKeys(secrets [][]byte) (*Keys, error) {
 			return nil, err
 		}
 		k.sealers = append(k.sealers, aead)
+
+		codeMAC, err := hkdf.Key(sha256.New, secret, nil, "latchkey sign-in code hmac-sha256 v1", 32)
+		if err != nil {
+			return nil, err
+		}
+		k.codeMACs = append(k.codeMACs, codeMAC)
 	}
 	k.secrets = secrets
 	return k, nil

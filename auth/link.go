@@ -48,14 +48,34 @@ func (k *Keys) SealLink(l *Link, ttl time.Duration) (string, error) {
 		return "", errors.New("link field too long")
 	}
 	b := make([]byte, 0, 64+len(l.Email)+len(l.Next))
-	b = append(b, linkVersion, byte(l.Kind))
+	b = append(b, linkVersion)
+	return k.Seal(PurposeLink, appendLink(b, l, 0), l.IssuedAt.Add(ttl)), nil
+}
+
+// appendLink appends l's fields to b. A handle shorter than handleRoom is
+// padded to it, so that the length of what holds it does not tell a
+// link for an account from one for a new address.
+func appendLink(b []byte, l *Link, handleRoom int) []byte {
+	b = append(b, byte(l.Kind))
 	b = binary.BigEndian.AppendUint64(b, uint64(l.IssuedAt.UnixMicro()))
 	b = appendShort(b, l.Handle)
+	b = append(b, make([]byte, max(0, handleRoom-len(l.Handle)))...)
 	b = appendShort(b, []byte(l.Email))
 	b = appendShort(b, l.RequestID)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(l.Next)))
-	b = append(b, l.Next...)
-	return k.Seal(PurposeLink, b, l.IssuedAt.Add(ttl)), nil
+	return append(b, l.Next...)
+}
+
+// readLink reads what appendLink appended (r is bad if it cannot).
+func readLink(r *reader, handleRoom int) *Link {
+	l := &Link{Kind: LinkKind(r.byte())}
+	l.IssuedAt = time.UnixMicro(int64(r.uint64()))
+	l.Handle = r.short()
+	r.bytes(max(0, handleRoom-len(l.Handle)))
+	l.Email = string(r.short())
+	l.RequestID = r.short()
+	l.Next = string(r.bytes(int(r.uint16())))
+	return l
 }
 
 // OpenLink opens a link token: errs.Invalid if it is damaged or forged,
@@ -72,12 +92,7 @@ func (k *Keys) OpenLink(token string, now time.Time) (*Link, error) {
 	if r.byte() != linkVersion {
 		return nil, errLinkDamaged
 	}
-	l := &Link{Kind: LinkKind(r.byte())}
-	l.IssuedAt = time.UnixMicro(int64(r.uint64()))
-	l.Handle = r.short()
-	l.Email = string(r.short())
-	l.RequestID = r.short()
-	l.Next = string(r.bytes(int(r.uint16())))
+	l := readLink(&r, 0)
 	if r.bad || len(r.b) != 0 || l.Kind < LinkSignIn || l.Kind > LinkInvite || l.Email == "" {
 		return nil, errLinkDamaged
 	}

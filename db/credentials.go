@@ -230,6 +230,10 @@ type UsedCredential struct {
 	// update succeeds only if the credential's last use is older, which
 	// makes each ceremony single use without storing challenges.
 	CeremonyStart int64
+
+	// Session is the session the sign-in starts, listed by the write
+	// that records it.
+	Session SessionStart
 }
 
 // credentialAsVerified is an SQL condition that matches a credential row
@@ -267,9 +271,14 @@ func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.T
 	err = d.inTx(ctx, func(tx *tx) error {
 		s.CancelledRecovery = false
 		// The owner's row first: rows are locked users before credentials.
-		var recovery int64
-		err := tx.row(`UPDATE users SET signed_in_at = $1, `+issuedHigh("$1")+` WHERE handle = $2 AND deleted_at IS NULL AND disabled_at IS NULL
-			RETURNING `+issueAfter("$1")+`, recovery_due_at, lang`, now.UnixMilli(), u.Owner).Scan(&ms, &recovery, &s.Lang)
+		var (
+			recovery int64
+			owner    User
+		)
+		err := tx.row(`UPDATE users SET signed_in_at = $1, `+issuedHigh("$1")+`, `+appendSession("$3")+`
+			WHERE handle = $2 AND deleted_at IS NULL AND disabled_at IS NULL
+			RETURNING `+issueAfter("$1")+`, recovery_due_at, lang, id, refresh_sessions`, now.UnixMilli(), u.Owner, u.Session.entry(now)).Scan(
+			&ms, &recovery, &s.Lang, &owner.ID, &owner.listed)
 		if errors.Is(err, sql.ErrNoRows) {
 			var disabled bool
 			if tx.row(`SELECT disabled_at IS NOT NULL FROM users WHERE handle = $1 AND deleted_at IS NULL`, u.Owner).Scan(&disabled); disabled {
@@ -287,7 +296,12 @@ func (d *DB) SignInWithPasskey(ctx context.Context, u UsedCredential, now time.T
 		if n, _ := res.RowsAffected(); n == 1 {
 			if recovery != 0 {
 				s.CancelledRecovery = true
-				_, err = tx.exec(`UPDATE users SET recovery_due_at = 0 WHERE handle = $1`, u.Owner)
+				if _, err = tx.exec(`UPDATE users SET recovery_due_at = 0 WHERE handle = $1`, u.Owner); err != nil {
+					return err
+				}
+			}
+			if list, floor, ok := owner.boundSessions(u.Session.SID, now); ok {
+				_, err = tx.exec(boundSessionsSQL, list, floor, owner.ID, owner.listed)
 			}
 			return err
 		}

@@ -57,7 +57,7 @@ func MustOpen(tb testing.TB, cfg Config) *DB {
 
 var ctx = context.Background()
 
-var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql", "0006_language.sql", "0007_oidc_sessions.sql", "0008_groups.sql"}
+var allMigrations = []string{"0001_init.sql", "0002_released_email.sql", "0003_revocation_order.sql", "0004_recovery_and_disabling.sql", "0005_openid_connect.sql", "0006_language.sql", "0007_oidc_sessions.sql", "0008_groups.sql", "0009_devices.sql"}
 
 func TestMigrationsAreRecordedOnce(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {
@@ -204,7 +204,7 @@ func TestExistingCreatesNothing(t *testing.T) {
 // signUp creates an account for email and returns it.
 func signUp(t *testing.T, d *DB, email string) *User {
 	t.Helper()
-	u, created, _, err := d.ConsumeSignUpLink(ctx, email, 1, newHandle(), time.Now())
+	u, created, _, err := d.ConsumeSignUpLink(ctx, email, 1, newHandle(), time.Now(), SessionStart{})
 	if err != nil || !created {
 		t.Fatalf("sign-up of %s: created %v, %v", email, created, err)
 	}
@@ -216,30 +216,30 @@ func TestSignUpThenSignInLinks(t *testing.T) {
 		d := MustOpen(t, cfg)
 		now := time.Now()
 		handle := []byte("0123456789abcdef")
-		u, created, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", 100, handle, now)
+		u, created, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", 100, handle, now, SessionStart{})
 		if err != nil || !created || u.Email != "a@example.com" || string(u.Handle) != string(handle) {
 			t.Fatalf("sign-up: %+v %v %v", u, created, err)
 		}
 		// The same sign-up link again: refused, and no second account.
-		if _, _, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", 100, []byte("fedcba9876543210"), now); errs.Code(err) != errs.Gone {
+		if _, _, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", 100, []byte("fedcba9876543210"), now, SessionStart{}); errs.Code(err) != errs.Gone {
 			t.Errorf("reused sign-up link: %v", err)
 		}
 		// A newer sign-up link for the same address signs in to that account.
-		u2, created, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", 150, []byte("fedcba9876543210"), now)
+		u2, created, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", 150, []byte("fedcba9876543210"), now, SessionStart{})
 		if err != nil || created || string(u2.Handle) != string(handle) {
 			t.Errorf("newer sign-up link: %+v %v %v", u2, created, err)
 		}
 		// Sign-in links: single use, older ones void, bound to email and handle.
-		if _, _, err := d.ConsumeSignInLink(ctx, handle, "a@example.com", 140, now); errs.Code(err) != errs.Gone {
+		if _, _, err := d.ConsumeSignInLink(ctx, handle, "a@example.com", 140, now, SessionStart{}); errs.Code(err) != errs.Gone {
 			t.Errorf("older link: %v", err)
 		}
-		if _, _, err := d.ConsumeSignInLink(ctx, handle, "b@example.com", 200, now); errs.Code(err) != errs.Gone {
+		if _, _, err := d.ConsumeSignInLink(ctx, handle, "b@example.com", 200, now, SessionStart{}); errs.Code(err) != errs.Gone {
 			t.Errorf("link for another address: %v", err)
 		}
-		if _, _, err := d.ConsumeSignInLink(ctx, handle, "a@example.com", 200, now); err != nil {
+		if _, _, err := d.ConsumeSignInLink(ctx, handle, "a@example.com", 200, now, SessionStart{}); err != nil {
 			t.Errorf("fresh link: %v", err)
 		}
-		if _, _, err := d.ConsumeSignInLink(ctx, handle, "a@example.com", 200, now); errs.Code(err) != errs.Gone {
+		if _, _, err := d.ConsumeSignInLink(ctx, handle, "a@example.com", 200, now, SessionStart{}); errs.Code(err) != errs.Gone {
 			t.Errorf("reused link: %v", err)
 		}
 		if _, err := d.CheckLink(ctx, handle, "a@example.com", 200, false); errs.Code(err) != errs.Gone {
@@ -295,7 +295,7 @@ func TestConcurrentSignUpCreatesOneAccount(t *testing.T) {
 		dbs := []*DB{MustOpen(t, cfg), MustOpen(t, cfg), MustOpen(t, cfg)}
 		var created atomic.Int32
 		got := count(race(10, dbs, func(i int, d *DB) error {
-			_, c, _, err := d.ConsumeSignUpLink(ctx, "race@example.com", 100, newHandle(), time.Now())
+			_, c, _, err := d.ConsumeSignUpLink(ctx, "race@example.com", 100, newHandle(), time.Now(), SessionStart{})
 			if c {
 				created.Add(1)
 			}
@@ -319,7 +319,7 @@ func TestConcurrentSignInLinkSignsInOnce(t *testing.T) {
 		dbs := []*DB{MustOpen(t, cfg), MustOpen(t, cfg), MustOpen(t, cfg)}
 		u := signUp(t, dbs[0], "twenty@example.com")
 		got := count(race(20, dbs, func(i int, d *DB) error {
-			_, _, err := d.ConsumeSignInLink(ctx, u.Handle, u.Email, 500, time.Now())
+			_, _, err := d.ConsumeSignInLink(ctx, u.Handle, u.Email, 500, time.Now(), SessionStart{})
 			return err
 		}))
 		if got["ok"] != 1 || got[errs.Gone] != 19 {
@@ -432,7 +432,7 @@ func TestRevocationVoidsTokensIssuedOnAClockAhead(t *testing.T) {
 		d := MustOpen(t, cfg)
 		u := signUp(t, d, "skew@example.com")
 		now := time.Now()
-		_, iat, err := d.ConsumeSignInLink(ctx, u.Handle, u.Email, 1000, now.Add(5*time.Second))
+		_, iat, err := d.ConsumeSignInLink(ctx, u.Handle, u.Email, 1000, now.Add(5*time.Second), SessionStart{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +447,7 @@ func TestRevocationVoidsTokensIssuedOnAClockAhead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, iat, err = d.ConsumeSignInLink(ctx, u.Handle, u.Email, 2000, now)
+		_, iat, err = d.ConsumeSignInLink(ctx, u.Handle, u.Email, 2000, now, SessionStart{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -470,7 +470,7 @@ func TestSignInOrderedWithRevocation(t *testing.T) {
 		now := time.Now()
 		signIns := map[string]func(i int) (time.Time, error){
 			"link": func(i int) (time.Time, error) {
-				_, iat, err := d.ConsumeSignInLink(ctx, u.Handle, u.Email, int64(1000+i), now)
+				_, iat, err := d.ConsumeSignInLink(ctx, u.Handle, u.Email, int64(1000+i), now, SessionStart{})
 				return iat, err
 			},
 			"passkey": func(i int) (time.Time, error) {
@@ -510,7 +510,7 @@ func TestRefreshNeverOutlivesSignOutEverywhere(t *testing.T) {
 		a, b := MustOpen(t, cfg), MustOpen(t, cfg)
 		u := signUp(t, a, "refresh-race@example.com")
 		for trial := range 30 {
-			_, iat, err := a.ConsumeSignInLink(ctx, u.Handle, u.Email, int64(1000+trial), time.Now())
+			_, iat, err := a.ConsumeSignInLink(ctx, u.Handle, u.Email, int64(1000+trial), time.Now(), SessionStart{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -595,11 +595,11 @@ func TestEmailChangeRacingSignInLink(t *testing.T) {
 			)
 			wg.Go(func() {
 				<-start
-				_, iat, lerr = a.ConsumeSignInLink(ctx, u.Handle, old, issued, time.Now())
+				_, iat, lerr = a.ConsumeSignInLink(ctx, u.Handle, old, issued, time.Now(), SessionStart{})
 			})
 			wg.Go(func() {
 				<-start
-				_, stamp, _, cerr = b.ChangeEmail(ctx, u.Handle, old, "new"+old, issued-1, time.Now())
+				_, stamp, _, cerr = b.ChangeEmail(ctx, u.Handle, old, "new"+old, issued-1, time.Now(), SessionStart{})
 			})
 			close(start)
 			wg.Wait()
@@ -617,7 +617,7 @@ func TestEmailChangeRacingSignInLink(t *testing.T) {
 			if lerr != nil && !errors.Is(lerr, errLinkGone) {
 				t.Fatalf("trial %d: sign-in %v", trial, lerr)
 			}
-			if _, _, err := a.ConsumeSignInLink(ctx, u.Handle, old, time.Now().UnixMicro(), time.Now()); !errors.Is(err, errLinkGone) {
+			if _, _, err := a.ConsumeSignInLink(ctx, u.Handle, old, time.Now().UnixMicro(), time.Now(), SessionStart{}); !errors.Is(err, errLinkGone) {
 				t.Fatalf("trial %d: a link for the old address after the change: %v", trial, err)
 			}
 		}
@@ -1057,7 +1057,7 @@ func TestSignUpLinkDiesWithItsAddress(t *testing.T) {
 				t.Run(fmt.Sprintf("%s, issuer %v ahead", leave, skew), func(t *testing.T) {
 					email := fmt.Sprintf("%s%d@example.com", leave, skew/time.Second)
 					issued := time.Now().Add(skew).UnixMicro()
-					u, created, _, err := d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now())
+					u, created, _, err := d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now(), SessionStart{})
 					if err != nil || !created {
 						t.Fatalf("sign-up: %v, created %v", err, created)
 					}
@@ -1065,7 +1065,7 @@ func TestSignUpLinkDiesWithItsAddress(t *testing.T) {
 					case "deleted":
 						_, _, err = d.DeleteUser(ctx, u.Handle, time.Now())
 					case "moved":
-						_, _, _, err = d.ChangeEmail(ctx, u.Handle, email, "elsewhere"+email, issued+1, time.Now())
+						_, _, _, err = d.ChangeEmail(ctx, u.Handle, email, "elsewhere"+email, issued+1, time.Now(), SessionStart{})
 					}
 					if err != nil {
 						t.Fatal(err)
@@ -1073,14 +1073,14 @@ func TestSignUpLinkDiesWithItsAddress(t *testing.T) {
 					if _, err := d.CheckLink(ctx, nil, email, issued, false); !errors.Is(err, errLinkGone) {
 						t.Errorf("checking the used link again: %v, want it gone", err)
 					}
-					if _, _, _, err := d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+					if _, _, _, err := d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now(), SessionStart{}); !errors.Is(err, errLinkGone) {
 						t.Fatalf("the used sign-up link again: %v, want it gone", err)
 					}
 					later := time.Now().Add(skew).UnixMicro() + 10
 					if newAccount, err := d.CheckLink(ctx, nil, email, later, false); err != nil || !newAccount {
 						t.Errorf("a newer sign-up link: new account %v, %v", newAccount, err)
 					}
-					if _, created, _, err := d.ConsumeSignUpLink(ctx, email, later, newHandle(), time.Now()); err != nil || !created {
+					if _, created, _, err := d.ConsumeSignUpLink(ctx, email, later, newHandle(), time.Now(), SessionStart{}); err != nil || !created {
 						t.Errorf("a newer sign-up link: %v, created %v", err, created)
 					}
 				})
@@ -1098,7 +1098,7 @@ func TestSignUpRacingDeletionOfTheAddress(t *testing.T) {
 		for trial := range 10 {
 			email := fmt.Sprintf("gone%d@example.com", trial)
 			issued := time.Now().UnixMicro()
-			u, _, _, err := a.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now())
+			u, _, _, err := a.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now(), SessionStart{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1108,7 +1108,7 @@ func TestSignUpRacingDeletionOfTheAddress(t *testing.T) {
 					_, _, err := d.DeleteUser(ctx, u.Handle, time.Now())
 					return err
 				}
-				_, created, _, err = d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now())
+				_, created, _, err = d.ConsumeSignUpLink(ctx, email, issued, newHandle(), time.Now(), SessionStart{})
 				return err
 			})
 			if created {
@@ -1126,13 +1126,13 @@ func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
 	eachEngine(t, func(t *testing.T, cfg Config) {
 		d := MustOpen(t, cfg)
 		base := time.Now().Add(-time.Second).UnixMicro()
-		y, _, _, err := d.ConsumeSignUpLink(ctx, "y@example.com", base-10, newHandle(), time.Now())
+		y, _, _, err := d.ConsumeSignUpLink(ctx, "y@example.com", base-10, newHandle(), time.Now(), SessionStart{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Y asks to move to a@ (its confirmation link issued at base); then
 		// a sign-up link for a@ creates X, and X is deleted.
-		x, _, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", base+1, newHandle(), time.Now())
+		x, _, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", base+1, newHandle(), time.Now(), SessionStart{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1142,18 +1142,18 @@ func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
 		// Y's instance has a clock behind the others: what it records for
 		// the change is older than X's link.
 		behind := time.UnixMicro(base).Add(-5 * time.Second)
-		if _, _, _, err := d.ChangeEmail(ctx, y.Handle, "y@example.com", "a@example.com", base, behind); err != nil {
+		if _, _, _, err := d.ChangeEmail(ctx, y.Handle, "y@example.com", "a@example.com", base, behind, SessionStart{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.CheckLink(ctx, nil, "a@example.com", base+1, false); !errors.Is(err, errLinkGone) {
 			t.Errorf("checking X's used sign-up link with Y at the address: %v, want it gone", err)
 		}
-		if u, _, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", base+1, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+		if u, _, _, err := d.ConsumeSignUpLink(ctx, "a@example.com", base+1, newHandle(), time.Now(), SessionStart{}); !errors.Is(err, errLinkGone) {
 			t.Errorf("X's used sign-up link with Y at the address: %+v, %v; want it gone", u, err)
 		}
 
 		// A link issued in the microsecond of the deletion is refused too.
-		z, _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", 5, newHandle(), time.Now())
+		z, _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", 5, newHandle(), time.Now(), SessionStart{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1161,26 +1161,26 @@ func TestUsedSignUpLinkCannotSignInToTheNextHolder(t *testing.T) {
 		if _, _, err := d.DeleteUser(ctx, z.Handle, now); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", now.UnixMicro(), newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+		if _, _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", now.UnixMicro(), newHandle(), time.Now(), SessionStart{}); !errors.Is(err, errLinkGone) {
 			t.Errorf("a sign-up link issued in the microsecond of the deletion: %v, want it gone", err)
 		}
-		if _, _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", now.UnixMicro()+1, newHandle(), time.Now()); err != nil {
+		if _, _, _, err := d.ConsumeSignUpLink(ctx, "z@example.com", now.UnixMicro()+1, newHandle(), time.Now(), SessionStart{}); err != nil {
 			t.Errorf("a sign-up link issued a microsecond after the deletion: %v", err)
 		}
 
 		// An email change voids every link issued before it, not only those
 		// before its confirmation link: a sign-up link to the new address
 		// sent in between does not sign in to the account that moved there.
-		w, _, _, err := d.ConsumeSignUpLink(ctx, "w@example.com", 5, newHandle(), time.Now())
+		w, _, _, err := d.ConsumeSignUpLink(ctx, "w@example.com", 5, newHandle(), time.Now(), SessionStart{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		requested := time.Now().UnixMicro()
 		between, confirmed := requested+1, time.UnixMicro(requested+10)
-		if _, _, _, err := d.ChangeEmail(ctx, w.Handle, "w@example.com", "b@example.com", requested, confirmed); err != nil {
+		if _, _, _, err := d.ChangeEmail(ctx, w.Handle, "w@example.com", "b@example.com", requested, confirmed, SessionStart{}); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, err := d.ConsumeSignUpLink(ctx, "b@example.com", between, newHandle(), time.Now()); !errors.Is(err, errLinkGone) {
+		if _, _, _, err := d.ConsumeSignUpLink(ctx, "b@example.com", between, newHandle(), time.Now(), SessionStart{}); !errors.Is(err, errLinkGone) {
 			t.Errorf("a sign-up link sent between the change's request and its confirmation: %v, want it gone", err)
 		}
 	})

@@ -67,9 +67,12 @@ func (t *tx) endSession(handle []byte, sid string, expires int64, now time.Time)
 	if err := t.lockRevocations(); err != nil {
 		return 0, Ended{}, err
 	}
-	var revoked, refreshing, grants, apps string
-	err := t.row(`SELECT revoked_sessions, refresh_sessions, oidc_grants, oidc_sessions FROM users
-		WHERE handle = $1 AND deleted_at IS NULL FOR UPDATE`, handle).Scan(&revoked, &refreshing, &grants, &apps)
+	var (
+		revoked, refreshing, grants, apps string
+		floor                             int64
+	)
+	err := t.row(`SELECT revoked_sessions, refresh_sessions, refresh_floor, oidc_grants, oidc_sessions FROM users
+		WHERE handle = $1 AND deleted_at IS NULL FOR UPDATE`, handle).Scan(&revoked, &refreshing, &floor, &grants, &apps)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, Ended{}, nil // the account is gone, and with it every session
 	}
@@ -90,7 +93,8 @@ func (t *tx) endSession(handle []byte, sid string, expires int64, now time.Time)
 			nowMs, handle).Scan(&stamp)
 		return stamp, endedOfAccount(grants, apps, nowMs), err
 	}
-	others := removeSession(parseRefreshSessions(refreshing), sid)
+	others, floor := liveSessions(parseRefreshSessions(refreshing), floor, nowMs, "")
+	others = removeSession(others, sid)
 	var ended Ended
 	var keptApps []AppSession
 	for _, s := range parseAppSessions(apps) {
@@ -101,9 +105,9 @@ func (t *tx) endSession(handle []byte, sid string, expires int64, now time.Time)
 			keptApps = append(keptApps, s)
 		}
 	}
-	_, err = t.exec(`UPDATE users SET revoked_sessions = $1, refresh_sessions = $2, oidc_sessions = $3, revoked_at = $4,
-		revocation_seq = `+nextRevocation+` WHERE handle = $5`,
-		formatRevokedSessions(kept), formatRefreshSessions(others), formatAppSessions(keptApps), nowMs, handle)
+	_, err = t.exec(`UPDATE users SET revoked_sessions = $1, refresh_sessions = $2, refresh_floor = $3, oidc_sessions = $4,
+		revoked_at = $5, revocation_seq = `+nextRevocation+` WHERE handle = $6`,
+		formatRevokedSessions(kept), formatRefreshSessions(others), floor, formatAppSessions(keptApps), nowMs, handle)
 	return 0, ended, err
 }
 
@@ -147,6 +151,10 @@ type Refresh struct {
 	// Expires is when the session ends if it is not refreshed again
 	// (Unix ms): the idle limit from now, or its absolute limit.
 	Expires int64
+	// Method, Browser and System describe the session (see
+	// RefreshSession) where its entry does not: one listed before
+	// sessions were described, or signed in before they were listed.
+	Method, Browser, System string
 }
 
 // Refresh errors. Each signs the browser out.
@@ -183,7 +191,8 @@ func (e *RefreshReplayError) Unwrap() error { return ErrRefreshReplayed }
 // session everywhere (ErrRefreshReplayed). A session unknown to the list
 // is taken in if its token is the one its sign-in issued and it signed in
 // after every session that fell out of the list; otherwise it must sign
-// in again.
+// in again. (Every sign-in lists its session; one unknown to the list
+// signed in before they did.)
 func (d *DB) RotateRefresh(ctx context.Context, r Refresh, now time.Time) (*User, int64, time.Time, error) {
 	ctx, done := d.op(ctx, "RotateRefresh")
 	defer done()
@@ -198,12 +207,11 @@ func (d *DB) RotateRefresh(ctx context.Context, r Refresh, now time.Time) (*User
 	err := d.inTx(ctx, func(tx *tx) error {
 		replay = false
 		var (
-			refreshing string
-			floor      int64
-			err        error
+			floor int64
+			err   error
 		)
-		u, err = scanUser(tx.row(`SELECT `+userColumns+`, refresh_sessions, refresh_floor
-			FROM users WHERE handle = $1 AND deleted_at IS NULL FOR UPDATE`, r.Handle), &refreshing, &floor)
+		u, err = scanUser(tx.row(`SELECT `+userColumns+`, refresh_floor
+			FROM users WHERE handle = $1 AND deleted_at IS NULL FOR UPDATE`, r.Handle), &floor)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrSessionEnded
 		}
@@ -213,37 +221,24 @@ func (d *DB) RotateRefresh(ctx context.Context, r Refresh, now time.Time) (*User
 		if stamped(u) || u.Disabled {
 			return ErrSessionEnded
 		}
-		sessions := parseRefreshSessions(refreshing)
-		live := sessions[:0]
-		for _, s := range sessions {
-			if s.Expires > nowMs {
-				live = append(live, s)
-			}
-		}
-		sessions = live
+		var sessions []RefreshSession
+		sessions, floor = liveSessions(u.Sessions, floor, nowMs, r.SID)
 		i := findSession(sessions, r.SID)
 		switch {
 		case i < 0 && r.Gen == 0 && r.AuthTime > floor:
 			gen = 1
-			if len(sessions) >= MaxRefreshSessions {
-				// Make room: the session refreshed least recently falls
-				// out, and every session signed in no later than it must
-				// sign in again before it refreshes.
-				oldest := 0
-				for j, s := range sessions {
-					if s.Rotated < sessions[oldest].Rotated {
-						oldest = j
-					}
-				}
-				floor = max(floor, sessions[oldest].AuthTime)
-				sessions = append(sessions[:oldest], sessions[oldest+1:]...)
-			}
+			// Make room: the session refreshed least recently falls out,
+			// and every session signed in no later than it must sign in
+			// again before it refreshes.
+			sessions, floor = capSessions(sessions, floor, MaxRefreshSessions-1, "")
 			sessions = append(sessions, RefreshSession{SID: r.SID, Gen: gen, Rotated: nowMs, Expires: r.Expires, AuthTime: r.AuthTime})
+			r.describe(&sessions[len(sessions)-1])
 		case i < 0:
 			return ErrSessionForgotten
 		case r.Gen == sessions[i].Gen:
 			gen = r.Gen + 1
 			sessions[i].Gen, sessions[i].Rotated, sessions[i].Expires = gen, nowMs, r.Expires
+			r.describe(&sessions[i])
 		case r.Gen == sessions[i].Gen-1 && nowMs-sessions[i].Rotated <= RefreshGrace.Milliseconds():
 			gen = sessions[i].Gen
 		default:
@@ -270,13 +265,35 @@ func (d *DB) RotateRefresh(ctx context.Context, r Refresh, now time.Time) (*User
 	return u, gen, time.UnixMilli(iat), nil
 }
 
-// RefreshSession is the current refresh-token generation of one session.
+// describe fills in what s does not say of how and where it signed in.
+func (r Refresh) describe(s *RefreshSession) {
+	if s.Method == "" && validMethod(r.Method) {
+		s.Method = r.Method
+	}
+	if s.Browser == "" && s.System == "" {
+		s.Browser, s.System = deviceWord(r.Browser), deviceWord(r.System)
+	}
+}
+
+// RefreshSession is one session of the account, as its list in the row
+// keeps it: the current refresh-token generation, and how and where it
+// signed in (what the account page shows).
 type RefreshSession struct {
 	SID      string
 	Gen      int64
-	Rotated  int64 // when it moved to Gen, Unix ms
+	Rotated  int64 // when it moved to Gen (its sign-in, for Gen 0), Unix ms
 	Expires  int64 // when it ends unless refreshed, Unix ms
 	AuthTime int64 // its sign-in, Unix s
+	// Method is how it signed in (MethodPasskey, MethodLink,
+	// MethodCode); "" when unknown (listed before it was recorded).
+	Method string
+	// Browser and System are the kind of browser and system it signed
+	// in from ("Firefox", "Linux"; "" when unknown): words from a fixed
+	// list, never the User-Agent itself (see deviceWord).
+	Browser, System string
+	// Replaces is the session this browser held when it signed in again
+	// (see SessionStart); "" once that one is gone from the list.
+	Replaces string
 }
 
 func findSession(list []RefreshSession, sid string) int {
@@ -413,45 +430,6 @@ func formatRevokedSessions(list []RevokedSession) string {
 		b.WriteString(s.SID)
 		b.WriteByte('.')
 		b.WriteString(strconv.FormatInt(s.Expires, 10))
-	}
-	return b.String()
-}
-
-func parseRefreshSessions(s string) []RefreshSession {
-	if s == "" {
-		return nil
-	}
-	parts := strings.Split(s, ",")
-	out := make([]RefreshSession, 0, len(parts))
-	for _, p := range parts {
-		f := strings.Split(p, ".")
-		if len(f) != 5 {
-			continue
-		}
-		var n [4]int64
-		ok := true
-		for i := range n {
-			v, err := strconv.ParseInt(f[i+1], 10, 64)
-			n[i], ok = v, ok && err == nil
-		}
-		if ok {
-			out = append(out, RefreshSession{SID: f[0], Gen: n[0], Rotated: n[1], Expires: n[2], AuthTime: n[3]})
-		}
-	}
-	return out
-}
-
-func formatRefreshSessions(list []RefreshSession) string {
-	var b strings.Builder
-	for i, s := range list {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(s.SID)
-		for _, n := range []int64{s.Gen, s.Rotated, s.Expires, s.AuthTime} {
-			b.WriteByte('.')
-			b.WriteString(strconv.FormatInt(n, 10))
-		}
 	}
 	return b.String()
 }

@@ -39,6 +39,10 @@ type User struct {
 	Groups []string
 	// SignedIn is when the account last signed in (zero: never recorded).
 	SignedIn time.Time
+	// Sessions are the account's sessions as the row lists them (see
+	// LiveSessions for those still going).
+	Sessions []RefreshSession
+	listed   string // the list as read
 }
 
 // InGroup reports whether the account is in the group.
@@ -65,7 +69,8 @@ func (u *User) SessionRevoked(sid string) bool {
 const userColumns = `users.id, users.handle, users.email, users.email_signin, users.created_at,
 	users.tokens_valid_after, users.revoked_sessions,
 	(SELECT count(*) FROM credentials WHERE credentials.user_id = users.id),
-	users.disabled_at IS NOT NULL, users.recovery_due_at, users.oidc_grants, users.lang, users.group_names, users.signed_in_at`
+	users.disabled_at IS NOT NULL, users.recovery_due_at, users.oidc_grants, users.lang, users.group_names, users.signed_in_at,
+	users.refresh_sessions`
 
 // scanUser scans userColumns, then extra.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) {
@@ -76,9 +81,10 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) 
 		grants  string
 		groups  string
 		signed  int64
+		listed  string
 	)
 	dest := append([]any{&u.ID, &u.Handle, &u.Email, &u.EmailSignIn, &created, &u.TokensValidAfter, &revoked, &u.Passkeys,
-		&u.Disabled, &u.RecoveryDue, &grants, &u.Lang, &groups, &signed}, extra...)
+		&u.Disabled, &u.RecoveryDue, &grants, &u.Lang, &groups, &signed, &listed}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -88,6 +94,7 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (*User, error) 
 		u.SignedIn = time.UnixMilli(signed)
 	}
 	u.RevokedSessions = parseRevokedSessions(revoked)
+	u.Sessions, u.listed = parseRefreshSessions(listed), listed
 	u.Grants = parseGrants(grants)
 	return &u, nil
 }
@@ -112,9 +119,14 @@ func issuedHigh(now string) string {
 // the newest token ever issued, so a revocation on an instance whose clock
 // is behind still voids tokens issued on one whose clock is ahead. The
 // write takes the next revocation number (lockRevocations must be held).
-func revokeAll(now string) string {
+func revokeAll(now string) string { return revokeAllBut(now, "''") }
+
+// revokeAllBut is revokeAll for a write that starts a session at once
+// (an email change confirmed in a signed-in browser): the list of
+// sessions is then the SQL expression sessions.
+func revokeAllBut(now, sessions string) string {
 	return `tokens_valid_after = GREATEST(` + now + `, users.issued_high, users.tokens_valid_after),
-		revoked_sessions = '', refresh_sessions = '', revoked_at = ` + now + `,
+		revoked_sessions = '', refresh_sessions = ` + sessions + `, revoked_at = ` + now + `,
 		oidc_sessions = '', oidc_sessions_ended = users.oidc_sessions,
 		revocation_seq = ` + nextRevocation
 }
@@ -214,27 +226,31 @@ func (d *DB) UserByHandle(ctx context.Context, handle []byte) (*User, error) {
 var errLinkGone = errs.E(errs.Gone, "error.link_gone")
 
 // ConsumeSignInLink signs in with a link issued at issuedAt (Unix µs) to
-// email for the account handle, at now. It succeeds at most once per link:
-// the conditional update only matches while the row's link_used_at is
-// older than the link, and moves it to the link's issue time, voiding
-// older links. It returns the issue time the session's tokens must carry
-// (see issueAfter).
-func (d *DB) ConsumeSignInLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time) (*User, time.Time, error) {
+// email for the account handle, at now, and lists the session it starts.
+// It succeeds at most once per link: the conditional update only matches
+// while the row's link_used_at is older than the link, and moves it to
+// the link's issue time, voiding older links. It returns the issue time
+// the session's tokens must carry (see issueAfter).
+//
+// A session started by the link's code (MethodCode) is refused once
+// MaxCodeFailures wrong codes were typed for it or a newer link (see
+// CodeFailed).
+func (d *DB) ConsumeSignInLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time, start SessionStart) (*User, time.Time, error) {
 	ctx, done := d.op(ctx, "ConsumeSignInLink")
 	defer done()
-	return d.consumeLink(ctx, "", "email_signin", handle, email, issuedAt, now, 0)
+	return d.consumeLink(ctx, "", "email_signin", handle, email, issuedAt, now, 0, start)
 }
 
 // ConsumeRecoveryLink is ConsumeSignInLink for a self-service recovery
 // link: it also starts the account's recovery, due after delay, unless
 // one is pending already (which keeps its time: asking again cannot
 // hurry it). started reports whether this link started it.
-func (d *DB) ConsumeRecoveryLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time, delay time.Duration) (u *User, iat time.Time, started bool, err error) {
+func (d *DB) ConsumeRecoveryLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time, delay time.Duration, start SessionStart) (u *User, iat time.Time, started bool, err error) {
 	ctx, done := d.op(ctx, "ConsumeRecoveryLink")
 	defer done()
 	due := now.Add(delay).UnixMilli()
-	u, iat, err = d.consumeLink(ctx, `, recovery_due_at = CASE WHEN recovery_due_at = 0 THEN $5 ELSE recovery_due_at END`,
-		"email_signin", handle, email, issuedAt, now, due)
+	u, iat, err = d.consumeLink(ctx, `, recovery_due_at = CASE WHEN recovery_due_at = 0 THEN $6 ELSE recovery_due_at END`,
+		"email_signin", handle, email, issuedAt, now, due, start)
 	return u, iat, err == nil && u.RecoveryDue == due, err
 }
 
@@ -242,22 +258,27 @@ func (d *DB) ConsumeRecoveryLink(ctx context.Context, handle []byte, email strin
 // made after checking who the person is: it works whether or not the
 // account signs in by email, and the sign-in it makes is fresh enough to
 // add a passkey at once (a recovery due now).
-func (d *DB) ConsumeOperatorLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time) (*User, time.Time, error) {
+func (d *DB) ConsumeOperatorLink(ctx context.Context, handle []byte, email string, issuedAt int64, now time.Time, start SessionStart) (*User, time.Time, error) {
 	ctx, done := d.op(ctx, "ConsumeOperatorLink")
 	defer done()
-	return d.consumeLink(ctx, `, recovery_due_at = $4`, "TRUE", handle, email, issuedAt, now, 0)
+	return d.consumeLink(ctx, `, recovery_due_at = $4`, "TRUE", handle, email, issuedAt, now, 0, start)
 }
 
 // consumeLink is the conditional update that uses a link once: set adds
-// assignments (which may use $5, arg), allowed is the condition the
-// account must meet besides being live and enabled.
-func (d *DB) consumeLink(ctx context.Context, set, allowed string, handle []byte, email string, issuedAt int64, now time.Time, arg int64) (*User, time.Time, error) {
-	args := []any{issuedAt, handle, email, now.UnixMilli()}
-	if strings.Contains(set, "$5") {
+// assignments (which may use $6, arg), allowed is the condition the
+// account must meet besides being live and enabled. The same statement
+// lists the session it starts ($5).
+func (d *DB) consumeLink(ctx context.Context, set, allowed string, handle []byte, email string, issuedAt int64, now time.Time, arg int64, start SessionStart) (*User, time.Time, error) {
+	args := []any{issuedAt, handle, email, now.UnixMilli(), start.entry(now)}
+	if strings.Contains(set, "$6") {
 		args = append(args, arg)
 	}
+	if start.Method == MethodCode {
+		allowed += codeNotVoided("$1")
+	}
 	var iat int64
-	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET link_used_at = $1, signed_in_at = $4, `+issuedHigh("$4")+set+`
+	u, err := scanUser(d.w.queryRow(ctx, `UPDATE users SET link_used_at = $1, signed_in_at = $4, `+issuedHigh("$4")+`,
+			`+appendSession("$5")+set+`
 		WHERE handle = $2 AND email = $3 AND deleted_at IS NULL AND disabled_at IS NULL AND `+allowed+` AND link_used_at < $1
 		RETURNING `+userColumns+`, `+issueAfter("$4"), args...), &iat)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -266,6 +287,13 @@ func (d *DB) consumeLink(ctx context.Context, set, allowed string, handle []byte
 	}
 	if err != nil {
 		return nil, time.Time{}, d.fail("consume link", err)
+	}
+	if list, floor, ok := u.boundSessions(start.SID, now); ok {
+		// Rare (a 33rd session): a second statement. A write in between
+		// makes it match nothing, and that write bounded the list.
+		if _, err := d.w.exec(ctx, boundSessionsSQL, list, floor, u.ID, u.listed); err != nil {
+			return nil, time.Time{}, d.fail("bound sessions", err)
+		}
 	}
 	return u, time.UnixMilli(iat), nil
 }
@@ -295,11 +323,13 @@ func releasedSince(email, issued string) string {
 // it exactly as ConsumeSignInLink would. created reports which happened. A
 // link issued before an account gave the address up (deleted, or moved to
 // another address) creates nothing: it was that account's. It returns the
-// issue time the session's tokens must carry.
-func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64, handle []byte, now time.Time) (u *User, created bool, iat time.Time, err error) {
+// issue time the session's tokens must carry, and lists the session it
+// starts.
+func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64, handle []byte, now time.Time, start SessionStart) (u *User, created bool, iat time.Time, err error) {
 	ctx, done := d.op(ctx, "ConsumeSignUpLink")
 	defer done()
 	var ms int64
+	entry := start.entry(now)
 	err = d.inTx(ctx, func(tx *tx) error {
 		created = false
 		if err := tx.lockEmails(email); err != nil {
@@ -314,9 +344,9 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 		}
 		ms = now.UnixMilli()
 		var err error
-		u, err = scanUser(tx.row(`INSERT INTO users (handle, email, created_at, link_used_at, issued_high, signed_in_at)
-			VALUES ($1, $2, $3, $4, $3, $3) ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
-			handle, email, ms, issuedAt))
+		u, err = scanUser(tx.row(`INSERT INTO users (handle, email, created_at, link_used_at, issued_high, signed_in_at, refresh_sessions)
+			VALUES ($1, $2, $3, $4, $3, $3, $5) ON CONFLICT (email) DO NOTHING RETURNING `+userColumns,
+			handle, email, ms, issuedAt, entry))
 		if err == nil {
 			created = true
 			return nil
@@ -324,11 +354,21 @@ func (d *DB) ConsumeSignUpLink(ctx context.Context, email string, issuedAt int64
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		u, err = scanUser(tx.row(`UPDATE users SET link_used_at = $1, signed_in_at = $3, `+issuedHigh("$3")+`
-			WHERE email = $2 AND deleted_at IS NULL AND disabled_at IS NULL AND email_signin AND link_used_at < $1
-			RETURNING `+userColumns+`, `+issueAfter("$3"), issuedAt, email, now.UnixMilli()), &ms)
+		allowed := ""
+		if start.Method == MethodCode {
+			allowed = codeNotVoided("$1")
+		}
+		u, err = scanUser(tx.row(`UPDATE users SET link_used_at = $1, signed_in_at = $3, `+issuedHigh("$3")+`, `+appendSession("$4")+`
+			WHERE email = $2 AND deleted_at IS NULL AND disabled_at IS NULL AND email_signin AND link_used_at < $1`+allowed+`
+			RETURNING `+userColumns+`, `+issueAfter("$3"), issuedAt, email, now.UnixMilli(), entry), &ms)
 		if errors.Is(err, sql.ErrNoRows) {
 			return d.refusedLink(tx.row(`SELECT disabled_at IS NOT NULL FROM users WHERE email = $1 AND deleted_at IS NULL`, email))
+		}
+		if err != nil {
+			return err
+		}
+		if list, floor, ok := u.boundSessions(start.SID, now); ok {
+			_, err = tx.exec(boundSessionsSQL, list, floor, u.ID, u.listed)
 		}
 		return err
 	})
@@ -456,7 +496,11 @@ var ErrEmailTaken = errs.E(errs.Conflict, "error.email_taken")
 // sessions it ended; the session that made the change continues with
 // tokens issued a millisecond after the stamp (recorded as issued, so a
 // later revocation voids them too).
-func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now time.Time) (*User, time.Time, Ended, error) {
+//
+// continuing is the session that goes on in the confirming browser, if
+// it does (the zero value when it does not): the only one listed after
+// the change.
+func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail string, issuedAt int64, now time.Time, continuing SessionStart) (*User, time.Time, Ended, error) {
 	ctx, done := d.op(ctx, "ChangeEmail")
 	defer done()
 	var (
@@ -480,10 +524,10 @@ func (d *DB) ChangeEmail(ctx context.Context, handle []byte, oldEmail, newEmail 
 			err  error
 			apps string
 		)
-		u, err = scanUser(tx.row(`UPDATE users SET email = $1, link_used_at = $6, `+revokeAll("$2")+`,
+		u, err = scanUser(tx.row(`UPDATE users SET email = $1, link_used_at = $6, `+revokeAllBut("$2", "CAST($7 AS TEXT)")+`,
 				issued_high = GREATEST($2, users.issued_high, users.tokens_valid_after) + 1
 			WHERE handle = $3 AND email = $4 AND deleted_at IS NULL AND link_used_at < $5
-			RETURNING `+userColumns+`, oidc_sessions_ended`, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt, used), &apps)
+			RETURNING `+userColumns+`, oidc_sessions_ended`, newEmail, now.UnixMilli(), handle, oldEmail, issuedAt, used, continuing.entry(now)), &apps)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return errLinkGone

@@ -34,6 +34,7 @@ var (
 	SignInFailed      = name("signin_failed")
 	SignOut           = name("signout")
 	SignOutEverywhere = name("signout_everywhere")
+	SignOutSession    = name("signout_session")
 	RefreshRefused    = name("refresh_refused")
 	RefreshReplayed   = name("refresh_replayed")
 	PasskeyAdded      = name("passkey_added")

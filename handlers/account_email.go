@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
 	"github.com/latchkey/latchkey/errs"
 	"github.com/latchkey/latchkey/events"
 	"github.com/latchkey/latchkey/views"
@@ -108,7 +109,17 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, now, ended, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro(), h.clock.Now())
+	// The same person, in the same browser, goes on with a new session
+	// with the same proof of identity (a passkey session stays a passkey
+	// session): the only one listed after the change.
+	s, changedAt := sessionOf(c), h.clock.Now()
+	var continuing db.SessionStart
+	if s != nil && s.Subject == auth.Subject(l.Handle) {
+		continuing = h.newSession(c, methodOf(s), changedAt)
+		continuing.Replaces, continuing.AuthTime = "", s.AuthTime
+		continuing.Expires = h.sessionExpiry(timeUnix(s.AuthTime), changedAt).UnixMilli()
+	}
+	u, now, ended, err := h.db.ChangeEmail(c.Request().Context(), l.Handle, l.Next, l.Email, l.IssuedAt.UnixMicro(), changedAt, continuing)
 	if err != nil {
 		return err
 	}
@@ -120,7 +131,6 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 		[]string{"notice.email_changed", "notice.email_changed.signed_out"}, "Email", maskEmail(u.Email))
 
 	t := h.t(c)
-	s := sessionOf(c)
 	if s == nil {
 		h.clearSessionCookies(c)
 		return h.render(c, http.StatusOK, views.Message(h.page(c, "title.email_changed"), views.MessageView{
@@ -140,10 +150,9 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 			ActionLabel: t.S("action.your_account"),
 		}))
 	}
-	// The same person, in the same browser: a new session with the same
-	// proof of identity, so a passkey session stays a passkey session,
-	// issued just after the stamp (as ChangeEmail recorded).
-	issued, err := h.tokens.IssueAt(now.Add(time.Millisecond), u.Handle, s.AMR, timeUnix(s.AuthTime), auth.NewSessionID(), 0)
+	// The continuing session's tokens are issued just after the stamp (as
+	// ChangeEmail recorded).
+	issued, err := h.tokens.IssueAt(now.Add(time.Millisecond), u.Handle, s.AMR, timeUnix(s.AuthTime), continuing.SID, 0)
 	if err != nil {
 		return err
 	}

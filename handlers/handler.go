@@ -58,6 +58,9 @@ type Handler struct {
 	emailLimiter  *ratelimit.Limiter
 	clientLimiter *ratelimit.Limiter
 	crossOrigin   *http.CrossOriginProtection
+	// codeTries counts wrong one-time codes of addresses without an
+	// account (an account's are counted in its row).
+	codeTries codeTries
 
 	buffers    sync.Pool      // *bytes.Buffer for rendering pages
 	background sync.WaitGroup // notices being sent

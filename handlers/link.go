@@ -74,7 +74,7 @@ func (h *Handler) linkPage(c echo.Context) error {
 // consumeLink (POST) uses a link exactly once, creating the account for a
 // sign-up link (or an invitation), starting a recovery for a recovery
 // link, and signs this browser in.
-func (h *Handler) consumeLink(c echo.Context) (err error) {
+func (h *Handler) consumeLink(c echo.Context) error {
 	if err := parseForm(c); err != nil {
 		return err
 	}
@@ -82,13 +82,26 @@ func (h *Handler) consumeLink(c echo.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	return h.useLink(c, l, db.MethodLink)
+}
+
+// useLink signs this browser in with l, used by its link or by its code
+// (by: db.MethodLink or db.MethodCode): once, through the conditional
+// update of the account's row that uses either (so using one voids
+// both), creating the account for a sign-up link (or an invitation) and
+// starting a recovery for a recovery link.
+func (h *Handler) useLink(c echo.Context, l *auth.Link, by string) (err error) {
 	method := "link"
+	if by == db.MethodCode {
+		method = "code"
+	}
 	defer func() {
 		if err != nil {
 			h.event(c, events.SignInFailed, l.Handle, slog.String("method", method), slog.String("reason", failureReason(err)))
 		}
 	}()
 	ctx, now := c.Request().Context(), h.clock.Now()
+	start := h.newSession(c, by, now)
 	var (
 		u                *db.User
 		iat              time.Time
@@ -96,23 +109,25 @@ func (h *Handler) consumeLink(c echo.Context) (err error) {
 	)
 	switch l.Kind {
 	case auth.LinkSignIn:
-		u, iat, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now)
+		u, iat, err = h.db.ConsumeSignInLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, start)
 	case auth.LinkSignUp, auth.LinkInvite:
 		if l.Kind == auth.LinkSignUp && !h.cfg.SignUp.Allows(l.Email) {
 			return errSignUpClosed
 		}
-		u, created, iat, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), now)
+		u, created, iat, err = h.db.ConsumeSignUpLink(ctx, l.Email, l.IssuedAt.UnixMicro(), auth.NewUserHandle(), now, start)
 	case auth.LinkRecovery:
-		method = "recovery link"
-		u, iat, started, err = h.db.ConsumeRecoveryLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, h.cfg.RecoveryDelay)
+		method = "recovery " + method
+		u, iat, started, err = h.db.ConsumeRecoveryLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, h.cfg.RecoveryDelay, start)
 	case auth.LinkOperator:
 		method = "operator recovery link"
-		u, iat, err = h.db.ConsumeOperatorLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now)
+		u, iat, err = h.db.ConsumeOperatorLink(ctx, l.Handle, l.Email, l.IssuedAt.UnixMicro(), now, start)
+	default:
+		return errWrongLinkKind
 	}
 	if err != nil {
 		return err
 	}
-	if err := h.startSession(c, u.Handle, auth.AMREmail, iat); err != nil {
+	if err := h.startSession(c, u.Handle, auth.AMREmail, iat, start, now); err != nil {
 		return err
 	}
 	h.adoptLanguage(c, u.Lang)
@@ -142,8 +157,8 @@ func (h *Handler) isRequestingBrowser(c echo.Context, requestID []byte) bool {
 	if v == "" || len(requestID) == 0 {
 		return false
 	}
-	id, err := h.keys.Open(auth.PurposeLinkRequest, v, h.clock.Now())
-	return err == nil && subtle.ConstantTimeCompare(id, requestID) == 1
+	req, err := h.keys.OpenLinkRequest(v, h.clock.Now())
+	return err == nil && subtle.ConstantTimeCompare(req.ID, requestID) == 1
 }
 
 func timeUnix(sec int64) time.Time { return time.Unix(sec, 0) }

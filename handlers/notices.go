@@ -104,8 +104,15 @@ func describeBrowser(ua string) string {
 // "Firefox on Linux", "an unknown browser".
 func describeBrowserIn(t i18n.T, ua string) string {
 	browser, system := browserAndSystem(ua)
+	return describeDevice(t, browser, system, "notice.unknown_browser")
+}
+
+// describeDevice names a kind of browser and system (as browserAndSystem
+// gives them; either "" when unknown) for a person, in their language;
+// unknown is the message for a browser it cannot name.
+func describeDevice(t i18n.T, browser, system, unknown string) string {
 	if browser == "" {
-		browser = t.S("notice.unknown_browser")
+		browser = t.S(unknown)
 	}
 	if system == "" {
 		return browser

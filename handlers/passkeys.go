@@ -99,8 +99,9 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 			return errPasskeyOfAnotherAccount
 		}
 	}
-	ctx := c.Request().Context()
-	signIn, remembered, err := h.verifyPasskeySignIn(ctx, cer, parsed)
+	ctx, now := c.Request().Context(), h.clock.Now()
+	start := h.newSession(c, db.MethodPasskey, now)
+	signIn, remembered, err := h.verifyPasskeySignIn(ctx, cer, parsed, start, now)
 	if err != nil && remembered && !errors.Is(err, db.ErrPasskeyReplay) {
 		// What this instance remembered of the passkey may be out of date
 		// (changed on another instance). The failure made it forget: try
@@ -113,7 +114,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 		if errors.Is(err, db.ErrCounterWentBack) {
 			h.warnCounter(parsed.RawID, "remembered")
 		}
-		signIn, _, err = h.verifyPasskeySignIn(ctx, cer, parsed)
+		signIn, _, err = h.verifyPasskeySignIn(ctx, cer, parsed, start, now)
 	}
 	if errors.Is(err, db.ErrCounterWentBack) {
 		h.warnCounter(parsed.RawID, "stored")
@@ -122,7 +123,7 @@ func (h *Handler) finishPasskeySignIn(c echo.Context) (err error) {
 		return err
 	}
 	owner = signIn.owner
-	if err := h.startSession(c, owner, auth.AMRPasskey, signIn.iat); err != nil {
+	if err := h.startSession(c, owner, auth.AMRPasskey, signIn.iat, start, now); err != nil {
 		return err
 	}
 	h.adoptLanguage(c, signIn.lang)
@@ -159,10 +160,12 @@ type redirectBody struct {
 var errPasskeyOfAnotherAccount = errs.E(errs.Forbidden, "error.passkey_of_another_account")
 
 // verifyPasskeySignIn checks an assertion against its credential row and
-// records the use; it returns the sign-in, and whether the row came from
-// this instance's memory. Any failure but a replay makes the instance
-// forget what it remembered of the credential.
-func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData) (signIn passkeySignIn, remembered bool, err error) {
+// records the use at now, with the session it starts; it returns the
+// sign-in, and whether the row came from this instance's memory. Any
+// failure but a replay makes the instance forget what it remembered of
+// the credential.
+func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, parsed *protocol.ParsedCredentialAssertionData,
+	start db.SessionStart, now time.Time) (signIn passkeySignIn, remembered bool, err error) {
 	cred, owner, remembered, err := h.db.CredentialForSignIn(ctx, parsed.RawID)
 	if errs.Code(err) == errs.NotFound {
 		return signIn, false, forgetCredential(parsed.RawID, errUnknownPasskey)
@@ -170,7 +173,7 @@ func (h *Handler) verifyPasskeySignIn(ctx context.Context, cer *auth.Ceremony, p
 	if err != nil {
 		return signIn, false, err
 	}
-	signIn, err = h.checkAndRecordAssertion(ctx, cer, parsed, cred, owner)
+	signIn, err = h.checkAndRecordAssertion(ctx, cer, parsed, cred, owner, start, now)
 	if err != nil && !errors.Is(err, db.ErrPasskeyReplay) {
 		h.db.ForgetSignInCredential(parsed.RawID)
 	}
@@ -185,9 +188,9 @@ func (h *Handler) warnCounter(credentialID []byte, against string) {
 }
 
 // checkAndRecordAssertion verifies the assertion against cred, owned by
-// owner, and records the use.
+// owner, and records the use at now, with the session it starts.
 func (h *Handler) checkAndRecordAssertion(ctx context.Context, cer *auth.Ceremony,
-	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte) (passkeySignIn, error) {
+	parsed *protocol.ParsedCredentialAssertionData, cred *db.Credential, owner []byte, start db.SessionStart, now time.Time) (passkeySignIn, error) {
 	signIn := passkeySignIn{owner: owner}
 	if cer.Kind == auth.CeremonyReauth && !bytes.Equal(owner, cer.UserHandle) {
 		return signIn, errPasskeyOfAnotherAccount // a step-up takes only the account's own passkeys
@@ -204,7 +207,8 @@ func (h *Handler) checkAndRecordAssertion(ctx context.Context, cer *auth.Ceremon
 		return signIn, err
 	}
 	signIn.flagsChanged = flagsChanged
-	recorded, err := h.db.SignInWithPasskey(ctx, used, h.clock.Now())
+	used.Session = start
+	recorded, err := h.db.SignInWithPasskey(ctx, used, now)
 	signIn.iat, signIn.cancelledRecovery, signIn.lang = recorded.IssuedAt, recorded.CancelledRecovery, recorded.Lang
 	if errs.Code(err) == errs.NotFound {
 		// Deleted since it was read (here or on another instance).

@@ -44,6 +44,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Match(getHead, "/signin", h.signInPage, page...)
 	e.POST("/signin/email", h.requestLink, signIn...)
 	e.Match(getHead, "/signin/sent", h.sentPage, page...)
+	e.POST("/signin/code", h.signInWithCode, signIn...)
 	e.Match(getHead, "/signin/link", h.linkPage, link...)
 	e.POST("/signin/link", h.consumeLink, append(link, h.limitClient)...)
 	e.POST("/signout", h.signOut, page...)
@@ -54,6 +55,7 @@ func (h *Handler) Register(e *echo.Echo) {
 
 	e.Match(getHead, "/account", h.accountPage, signedIn...)
 	e.POST("/signout/everywhere", h.signOutEverywhere, signedIn...)
+	e.POST("/account/sessions/:sid/signout", h.signOutSession, signedIn...)
 	e.Match(getHead, "/account/reauth", h.reauthPage, signedIn...)
 	e.POST("/account/passkeys/begin", h.beginPasskeyRegistration, signedIn...)
 	e.POST("/account/passkeys/finish", h.finishPasskeyRegistration, signedIn...)

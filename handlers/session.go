@@ -112,9 +112,11 @@ func (h *Handler) refresh(c echo.Context, raw string) (*auth.Claims, error) {
 	}
 	now := h.clock.Now()
 	authTime := timeUnix(rc.AuthTime)
+	browser, system := browserAndSystem(c.Request().UserAgent())
 	u, gen, issuedAt, err := h.db.RotateRefresh(c.Request().Context(), db.Refresh{
 		Handle: rc.Handle(), SID: rc.SID, Gen: rc.Gen, IssuedAt: int64(rc.IssuedAt), AuthTime: rc.AuthTime,
 		Expires: h.sessionExpiry(authTime, now).UnixMilli(),
+		Method:  methodOf(rc), Browser: browser, System: system,
 	}, now)
 	switch {
 	case errors.Is(err, db.ErrRefreshReplayed):
@@ -163,11 +165,36 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// startSession signs the user in on this browser: a new session id, the
-// authentication time now, fresh cookies, and the issue time the database
-// gave the sign-in's write.
-func (h *Handler) startSession(c echo.Context, handle []byte, amr []string, issuedAt time.Time) error {
-	issued, err := h.tokens.IssueAt(issuedAt, handle, amr, h.clock.Now(), auth.NewSessionID(), 0)
+// newSession describes the session a sign-in by method starts at now,
+// before the write that records the sign-in lists it: a new session id,
+// the kind of browser and system it comes from, when it ends unless
+// refreshed, and the session this browser holds, if any, which it
+// replaces (a step-up, or signing in again: that one no longer has a
+// browser, so it leaves the list).
+func (h *Handler) newSession(c echo.Context, method string, now time.Time) db.SessionStart {
+	browser, system := browserAndSystem(c.Request().UserAgent())
+	s := db.SessionStart{SID: auth.NewSessionID(), Method: method, Browser: browser, System: system,
+		Expires: h.sessionExpiry(now, now).UnixMilli()}
+	if old := sessionOf(c); old != nil {
+		s.Replaces = old.SID
+	}
+	return s
+}
+
+// methodOf says how a session signed in, as far as its token tells (a
+// code sign-in carries the email's amr, like a link's).
+func methodOf(claims *auth.Claims) string {
+	if claims.Passkey() {
+		return db.MethodPasskey
+	}
+	return db.MethodLink
+}
+
+// startSession signs the user in on this browser with the session s
+// (see newSession), authenticated at authTime: fresh cookies, with the
+// issue time the database gave the sign-in's write.
+func (h *Handler) startSession(c echo.Context, handle []byte, amr []string, issuedAt time.Time, s db.SessionStart, authTime time.Time) error {
+	issued, err := h.tokens.IssueAt(issuedAt, handle, amr, authTime, s.SID, 0)
 	if err != nil {
 		return err
 	}

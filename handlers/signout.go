@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchkey/latchkey/errs"
 	"github.com/latchkey/latchkey/events"
 )
 
@@ -33,4 +35,59 @@ func (h *Handler) signOutEverywhere(c echo.Context) error {
 	h.event(c, events.SignOutEverywhere, s.Handle())
 	h.clearSessionCookies(c)
 	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+var (
+	errNoSuchSession = errs.E(errs.NotFound, "error.no_such_session")
+	errThisSession   = errs.E(errs.Invalid, "error.this_session")
+)
+
+// signOutSession ends one other session of the signed-in account, listed
+// on the account page, exactly as its own "Sign out" would: recorded as
+// ended in the row (until no token of it can be valid), at once in this
+// instance's revocation set and within a second on every other, its
+// refresh token dead, and the applications it signed in told. A session
+// the row does not list (ended already, another account's, or no
+// session at all) is 404; this browser's own is 400 (that is "Sign
+// out").
+func (h *Handler) signOutSession(c echo.Context) error {
+	sid := c.Param("sid")
+	if len(sid) > 32 || !plainCookieValue(sid) || sid == "" {
+		return errNoSuchSession
+	}
+	u, err := h.currentUser(c)
+	if err != nil {
+		return err
+	}
+	s, now := sessionOf(c), h.clock.Now()
+	if sid == s.SID {
+		return errThisSession
+	}
+	var authTime int64
+	for _, listed := range u.LiveSessions(now) {
+		if listed.SID == sid {
+			authTime = listed.AuthTime
+		}
+	}
+	if authTime == 0 {
+		return errNoSuchSession
+	}
+	// As for its own sign-out: no token of it outlives both its absolute
+	// limit and an idle period from now.
+	expires := h.sessionExpiry(timeUnix(authTime), now).UnixMilli()
+	endedAll, ended, err := h.db.EndSession(c.Request().Context(), u.Handle, sid, expires, now)
+	if err != nil {
+		return err
+	}
+	h.revocations.RevokeSession(s.Subject, sid)
+	h.oidc.Notify(u.Handle, ended)
+	h.event(c, events.SignOutSession, u.Handle, slog.String("session", sid))
+	if !endedAll.IsZero() {
+		// Too many signed-out sessions to list: every session ended,
+		// this one too.
+		h.revocations.RevokeUser(s.Subject, endedAll.UnixMilli())
+		h.clearSessionCookies(c)
+		return c.Redirect(http.StatusSeeOther, "/")
+	}
+	return c.Redirect(http.StatusSeeOther, "/account")
 }

@@ -233,6 +233,33 @@
 		});
 	}
 
+	// --- account page: keep password managers in step (Signal API) --------
+
+	// The page lists the account's passkeys and address (#passkey-signals):
+	// tell the browser, on every load (so after a deletion, which reloads
+	// it, and after an address change), so that its password manager
+	// forgets passkeys deleted here and shows the current address. Only
+	// where the browser has the calls; never an error where it has not.
+	const signals = document.getElementById("passkey-signals");
+	if (signals && signals.dataset.userId) {
+		const d = signals.dataset;
+		const rpId = d.rpId || location.hostname;
+		const signal = async (name, options) => {
+			if (typeof PublicKeyCredential[name] !== "function") return;
+			try {
+				await PublicKeyCredential[name](options);
+			} catch (_) {
+				// best effort: nothing the person can do about it
+			}
+		};
+		signal("signalAllAcceptedCredentials", {
+			rpId,
+			userId: d.userId,
+			allAcceptedCredentialIds: (d.credentialIds || "").split(" ").filter(Boolean),
+		});
+		signal("signalCurrentUserDetails", { rpId, userId: d.userId, name: d.name, displayName: d.name });
+	}
+
 	// --- step-up page ------------------------------------------------------
 
 	for (const button of document.querySelectorAll("[data-passkey-reauth]")) {

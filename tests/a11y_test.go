@@ -167,6 +167,21 @@ func TestAccessibilityOfEveryPage(t *testing.T) {
 		t.Error("the link-sent page does not announce itself as a status")
 	}
 	s.axeEverywhere(script, "the link-sent page", titles)
+	// A wrong code: an error tied to the field; five: the page asks for a
+	// new email.
+	s.eval(`(() => { const f = document.querySelector('form[action="/signin/code"]'); f.code.value = "ABCD-EFGH"; f.submit(); return ""; })()`)
+	s.waitFor("the code error", `document.querySelector("#code[aria-invalid=true]") !== null`)
+	if s.eval(`(() => { const e = document.getElementById("code"); return String((e.getAttribute("aria-describedby") || "").split(" ").some(id => (document.getElementById(id)?.textContent || "").includes("isn't right"))); })()`) != "true" {
+		t.Error("the code field is not described by its error message")
+	}
+	s.axeEverywhere(script, "the link-sent page with a wrong code", map[string]string{})
+	for range 4 {
+		// (The mark goes with the page, so the wait is for the next one.)
+		s.eval(`(() => { window.submitted = true; const f = document.querySelector('form[action="/signin/code"]'); f.code.value = "ABCD-EFGH"; f.submit(); return ""; })()`)
+		s.waitFor("the answer", `!window.submitted && document.readyState === "complete"`)
+	}
+	s.waitFor("the void code", `document.querySelector('form[action="/signin/code"]') === null && document.querySelector('[role="alert"]') !== null`)
+	s.axeEverywhere(script, "the link-sent page after five wrong codes", map[string]string{})
 
 	link := a.Mail.WaitFor(t, "ada@example.com", 1).Links()[0]
 	s.do("open the link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`form[action="/signin/link"] button`)))
@@ -185,7 +200,14 @@ func TestAccessibilityOfEveryPage(t *testing.T) {
 		chromedp.Click(chromedp.CSS("button[data-passkey-register]")))
 	s.waitFor("the passkey", `document.querySelectorAll(".passkey-name").length === 1`)
 	visit("the home page, signed in", "/")
+	// Signed in on a phone too: another session, with its button.
+	phone := a.Browser(t)
+	phone.Header.Set("User-Agent", iPhoneUA)
+	signIn(t, a, phone, "ada@example.com")
 	visit("the account page with a passkey", "/account")
+	if n := s.eval(`String(document.querySelectorAll('#sessions form[action$="/signout"]').length)`); n != "1" {
+		t.Errorf("the account page offers %s sessions to sign out, want the phone's", n)
+	}
 
 	// An application asks to sign in: the consent page; and asks to sign
 	// out: the sign-out page.

@@ -195,7 +195,7 @@ func benchCredentialUpdate(b *testing.B) func(n int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	u, _, _, err := d.ConsumeSignUpLink(context.Background(), "bench@example.com", 1, []byte("0123456789abcdef"), time.Now())
+	u, _, _, err := d.ConsumeSignUpLink(context.Background(), "bench@example.com", 1, []byte("0123456789abcdef"), time.Now(), db.SessionStart{})
 	if err != nil {
 		b.Fatal(err)
 	}

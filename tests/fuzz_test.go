@@ -11,8 +11,9 @@ import (
 )
 
 // FuzzLinkPages sends arbitrary tokens to the link pages of the real app
-// (sign-in and email change, opened and confirmed): every answer is a 4xx
-// page (or the confirmation page), never a 5xx.
+// (sign-in and email change, opened and confirmed), and as a typed code
+// and a link-request cookie to the code's endpoint: every answer is a
+// 4xx page (or the confirmation page), never a 5xx.
 func FuzzLinkPages(f *testing.F) {
 	a := testkit.StartApp(f, testkit.AppOptions{Env: map[string]string{"RATE_LIMIT_SIGNIN": "1000000/1s"}})
 	f.Add("")
@@ -25,6 +26,8 @@ func FuzzLinkPages(f *testing.F) {
 			formRequest("/signin/link", url.Values{"token": {tok}}),
 			httptest.NewRequest(http.MethodGet, "/account/email/confirm?token="+url.QueryEscape(tok), nil),
 			formRequest("/account/email/confirm", url.Values{"token": {tok}}),
+			formRequest("/signin/code", url.Values{"code": {tok}}),
+			withCookie(formRequest("/signin/code", url.Values{"code": {"ABCD-EFGH"}}), "__Host-linkreq", tok),
 		} {
 			w := httptest.NewRecorder()
 			a.App.Handler.ServeHTTP(w, req)
@@ -51,6 +54,12 @@ func FuzzAccessCookie(f *testing.F) {
 			t.Fatalf("cookie %q → %d", tok, w.Code)
 		}
 	})
+}
+
+// withCookie adds a cookie to req, as sent.
+func withCookie(req *http.Request, name, value string) *http.Request {
+	req.Header.Add("Cookie", name+"="+value)
+	return req
 }
 
 func formRequest(path string, form url.Values) *http.Request {

@@ -41,6 +41,10 @@ func TestStatementsPerOperation(t *testing.T) {
 		measure("link sign-up", func() { expectStatus(t, b.Post("/signin/link", url.Values{"token": {tok}}), http.StatusSeeOther) })
 		tok = requestLink(t, a, b, "count@example.com")
 		measure("link sign-in", func() { expectStatus(t, b.Post("/signin/link", url.Values{"token": {tok}}), http.StatusSeeOther) })
+		other := a.Browser(t)
+		_, code := requestCode(t, a, other, "count@example.com")
+		measure("wrong code (an account)", func() { expectStatus(t, typeCode(other, wrongCode(code)), http.StatusBadRequest) })
+		measure("code sign-in", func() { expectStatus(t, typeCode(other, code), http.StatusSeeOther) })
 		measure("signed-in page (GET /)", func() {
 			for range 10 {
 				if !signedIn(t, b) {
@@ -100,7 +104,7 @@ func TestStatementsPerOperation(t *testing.T) {
 			}
 		})
 
-		other := a.Browser(t)
+		other = a.Browser(t)
 		b.CopyCookies(other)
 		measure("sign out", func() { expectStatus(t, b.Post("/signout", nil), http.StatusSeeOther) })
 		expectStatus(t, passkeySignIn(t, b, pk), http.StatusOK)

@@ -90,6 +90,15 @@ func textLines(lines ...string) templ.Component {
 	})
 }
 
+func linkTextLines(e LinkEmail) []string {
+	lines := []string{e.Subject(), "", e.intro(), "",
+		e.T.S("email.open_link", "Action", e.action(), "Duration", e.T.Duration(e.TTL)), "", e.Link, ""}
+	if e.Code != "" {
+		lines = append(lines, e.T.S("email.code"), "", "    "+e.Code, "", e.T.S("email.code_works", "Duration", e.T.Duration(e.TTL)), "")
+	}
+	return append(lines, e.T.S("email.ignore"), "", "-- ", SiteName+" · "+e.Host)
+}
+
 func noticeTextLines(e NoticeEmail) []string {
 	lines := []string{e.Subject, ""}
 	for _, p := range e.Paragraphs {
