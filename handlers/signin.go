@@ -33,14 +33,16 @@ func (h *Handler) signInPage(c echo.Context) error {
 // tells whether an account exists. Past the per-address limit it answers
 // the same and sends nothing.
 func (h *Handler) requestLink(c echo.Context) error {
-	return h.answerEmailRequest(c, views.SignIn, h.sendSignInEmail)
+	return h.answerEmailRequest(c, views.SignIn, h.sendSignInEmail, true)
 }
 
 // requestRecovery is "Lost your passkey?": it answers exactly as
 // requestLink does (same page, same limits, no enumeration) and emails a
-// recovery link to an account with passkeys that signs in by email.
+// recovery link to an account with passkeys that signs in by email. It
+// takes no next: a recovery link has none, and whatever this browser's
+// request cookie holds must not differ by which answer the address got.
 func (h *Handler) requestRecovery(c echo.Context) error {
-	return h.answerEmailRequest(c, views.Recover, h.sendRecoveryEmail)
+	return h.answerEmailRequest(c, views.Recover, h.sendRecoveryEmail, false)
 }
 
 // answerEmailRequest is what every "email me" form does: check the
@@ -52,11 +54,14 @@ func (h *Handler) requestRecovery(c echo.Context) error {
 // counted like a sign-up's, so that neither the cookie nor what the code
 // field answers tells whether the address has an account.
 func (h *Handler) answerEmailRequest(c echo.Context, page func(views.Page, views.SignInForm) templ.Component,
-	send func(c echo.Context, email, next string, requestID []byte) (*sentCode, error)) error {
+	send func(c echo.Context, email, next string, requestID []byte) (*sentCode, error), takesNext bool) error {
 	if err := parseForm(c); err != nil {
 		return err
 	}
-	f := views.SignInForm{Email: c.Request().PostForm.Get("email"), Next: safeNext(c.Request().PostForm.Get("next"))}
+	f := views.SignInForm{Email: c.Request().PostForm.Get("email")}
+	if takesNext {
+		f.Next = safeNext(c.Request().PostForm.Get("next"))
+	}
 	if !f.Validate() {
 		return h.render(c, http.StatusBadRequest, page(h.page(c, "title.signin"), f))
 	}

@@ -195,7 +195,7 @@ func TestWrongCodesVoidTheCode(t *testing.T) {
 // same whether the address has an account that signs in by email, has
 // none, or has one that gets a notice instead of a link (passkeys only).
 func TestTheCodeFieldTellsNothing(t *testing.T) {
-	a := testkit.StartApp(t, testkit.AppOptions{})
+	a := testkit.StartApp(t, testkit.AppOptions{Env: map[string]string{"RATE_LIMIT_EMAIL": "100/1m", "RATE_LIMIT_SIGNIN": "1000/1m"}})
 	owner := a.Browser(t)
 	signIn(t, a, owner, "aaaa@example.com")
 	keys := a.Browser(t)
@@ -221,6 +221,26 @@ func TestTheCodeFieldTellsNothing(t *testing.T) {
 	}
 	if cookies[0] != cookies[1] || cookies[1] != cookies[2] {
 		t.Errorf("the link-request cookie is %v characters long for an account, a new address and a passkey-only account", cookies)
+	}
+
+	// Nor does the cookie of a recovery request, or of a request with a
+	// next, tell a recoverable account (passkeys, email sign-in on) from
+	// any other address.
+	recoverable := a.Browser(t)
+	signIn(t, a, recoverable, "dddd@example.com")
+	addPasskey(t, a, recoverable)
+	for _, route := range []string{"/signin/email", "/signin/recover"} {
+		for _, next := range []string{"", "/account?" + strings.Repeat("x", 60)} {
+			var lengths []int
+			for _, address := range []string{"aaaa@example.com", "bbbb@example.com", "cccc@example.com", "dddd@example.com"} {
+				r := a.Browser(t).Post(route, url.Values{"email": {address}, "next": {next}})
+				expectStatus(t, r, http.StatusSeeOther)
+				lengths = append(lengths, len(setCookieHeader(r, "__Host-linkreq")))
+			}
+			if lengths[0] != lengths[1] || lengths[1] != lengths[2] || lengths[2] != lengths[3] {
+				t.Errorf("%s with next %q: the cookie is %v characters long for an account, a new address, a passkey-only and a recoverable account", route, next, lengths)
+			}
+		}
 	}
 	if pages[0] != pages[1] || pages[1] != pages[2] {
 		t.Errorf("five wrong codes answer differently for an account, a new address and a passkey-only account:\n%s\n---\n%s\n---\n%s", clip(pages[0]), clip(pages[1]), clip(pages[2]))

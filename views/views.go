@@ -94,7 +94,7 @@ func linkTextLines(e LinkEmail) []string {
 	lines := []string{e.Subject(), "", e.intro(), "",
 		e.T.S("email.open_link", "Action", e.action(), "Duration", e.T.Duration(e.TTL)), "", e.Link, ""}
 	if e.Code != "" {
-		lines = append(lines, e.T.S("email.code"), "", "    "+e.Code, "", e.T.S("email.code_works", "Duration", e.T.Duration(e.TTL)), "")
+		lines = append(lines, e.T.S("email.code"), "", "    "+e.Code, "", e.T.S("email.code_works", "Duration", e.T.Duration(e.TTL))+" "+e.T.S("email.code_secret", "Site", SiteName), "")
 	}
 	return append(lines, e.T.S("email.ignore"), "", "-- ", SiteName+" · "+e.Host)
 }
