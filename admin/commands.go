@@ -467,38 +467,28 @@ func (t *tool) group(_ *flag.FlagSet, args []string) error {
 	} else {
 		remove = args[2:]
 	}
-	groups, added, removed, err := t.DB.ChangeGroups(t.ctx, u.ID, add, remove)
+	ch, err := t.DB.ChangeGroups(t.ctx, u.ID, add, remove, t.cfg.OIDCClients.Refusing)
 	if errors.Is(err, db.ErrTooManyGroups) {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s would be in more than %d groups: nothing was changed", u.Email, db.MaxGroups)}
 	}
 	if err != nil {
 		return err
 	}
-	if len(added) > 0 {
-		events.Log(t.ctx, t.log, slog.LevelInfo, events.AdminGroupAdd, auth.Subject(u.Handle), slog.String("groups", strings.Join(added, " ")))
+	if len(ch.Added) > 0 {
+		events.Log(t.ctx, t.log, slog.LevelInfo, events.AdminGroupAdd, auth.Subject(u.Handle), slog.String("groups", strings.Join(ch.Added, " ")))
 	}
-	if len(removed) > 0 {
-		events.Log(t.ctx, t.log, slog.LevelInfo, events.AdminGroupRemove, auth.Subject(u.Handle), slog.String("groups", strings.Join(removed, " ")))
-		// Out of the applications that no longer admit the account at
-		// once, not at their next refresh.
-		now := *u
-		now.Groups = groups
-		if refusing := t.cfg.OIDCClients.Refusing(&now); len(refusing) > 0 {
-			ended, err := t.DB.EndAppSessions(t.ctx, u.ID, refusing)
-			if err != nil {
-				return err
-			}
-			t.tellApplications(u, ended)
-		}
+	if len(ch.Removed) > 0 {
+		events.Log(t.ctx, t.log, slog.LevelInfo, events.AdminGroupRemove, auth.Subject(u.Handle), slog.String("groups", strings.Join(ch.Removed, " ")))
 	}
+	t.tellApplications(u, ch.Ended)
 	now := "no group"
-	if len(groups) > 0 {
-		now = strings.Join(groups, " ")
+	if len(ch.Groups) > 0 {
+		now = strings.Join(ch.Groups, " ")
 	}
 	switch {
-	case len(added)+len(removed) == 0 && args[0] == "add":
+	case len(ch.Added)+len(ch.Removed) == 0 && args[0] == "add":
 		t.printf("%s was in those groups already; its groups: %s.\n", u.Email, now)
-	case len(added)+len(removed) == 0:
+	case len(ch.Added)+len(ch.Removed) == 0:
 		t.printf("%s was in none of those groups; its groups: %s.\n", u.Email, now)
 	default:
 		t.printf("%s is now in: %s.\n", u.Email, now)

@@ -25,50 +25,70 @@ func ValidGroup(name string) bool { return groupPattern.MatchString(name) }
 // than MaxGroups groups.
 var ErrTooManyGroups = errs.E(errs.Conflict, "error.too_many_groups")
 
+// GroupChange is what ChangeGroups did.
+type GroupChange struct {
+	Groups         []string // the account's groups after, sorted
+	Added, Removed []string // those that actually changed
+	// Ended are the account's sessions of the applications that no
+	// longer admit it (their refresh tokens too), to tell them.
+	Ended Ended
+}
+
 // ChangeGroups adds the account to the groups in add and removes it from
 // those in remove (names checked by the caller with ValidGroup), in one
-// locked write of its row, and returns its groups after, sorted, and
-// which actually changed.
-func (d *DB) ChangeGroups(ctx context.Context, userID int64, add, remove []string) (groups, added, removed []string, err error) {
+// locked write of its row. refusing names the applications that do not
+// admit an account in the groups it is given (nil: none restricts by
+// group): the account's sessions of those end in the same write, so it
+// is out of them at once, not at their next refresh.
+func (d *DB) ChangeGroups(ctx context.Context, userID int64, add, remove []string, refusing func(groups []string) []string) (GroupChange, error) {
 	ctx, done := d.op(ctx, "ChangeGroups")
 	defer done()
-	err = d.inTx(ctx, func(tx *tx) error {
-		added, removed = nil, nil
-		var raw string
-		err := tx.row(`SELECT group_names FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, userID).Scan(&raw)
+	var ch GroupChange
+	err := d.inTx(ctx, func(tx *tx) error {
+		ch = GroupChange{}
+		var rawGroups, rawSessions string
+		err := tx.row(`SELECT group_names, oidc_sessions FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`,
+			userID).Scan(&rawGroups, &rawSessions)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errAccountGone
 		}
 		if err != nil {
 			return err
 		}
-		groups = strings.Fields(raw)
+		groups := strings.Fields(rawGroups)
 		for _, g := range remove {
 			if i := slices.Index(groups, g); i >= 0 {
 				groups = slices.Delete(groups, i, i+1)
-				removed = append(removed, g)
+				ch.Removed = append(ch.Removed, g)
 			}
 		}
 		for _, g := range add {
 			if !slices.Contains(groups, g) {
 				groups = append(groups, g)
-				added = append(added, g)
+				ch.Added = append(ch.Added, g)
 			}
 		}
-		if len(added) > 0 && len(groups) > MaxGroups {
+		slices.Sort(groups)
+		ch.Groups = groups
+		if len(ch.Added) > 0 && len(groups) > MaxGroups {
 			return ErrTooManyGroups
 		}
-		if len(added) == 0 && len(removed) == 0 {
+		if len(ch.Added) == 0 && len(ch.Removed) == 0 {
 			return nil
 		}
-		slices.Sort(groups)
-		_, err = tx.exec(`UPDATE users SET group_names = $1 WHERE id = $2`, strings.Join(groups, " "), userID)
+		sessions := parseAppSessions(rawSessions)
+		if len(ch.Removed) > 0 && refusing != nil {
+			refused := refusing(groups)
+			ch.Ended.Sessions, sessions = partitionAppSessions(sessions, func(s AppSession) bool { return slices.Contains(refused, s.Client) })
+		}
+		_, err = tx.exec(`UPDATE users SET group_names = $1, oidc_sessions = $2 WHERE id = $3`,
+			strings.Join(groups, " "), formatAppSessions(sessions), userID)
 		return err
 	})
 	if err != nil {
-		return nil, nil, nil, d.fail("change groups", err)
+		return GroupChange{}, d.fail("change groups", err)
 	}
-	return groups, added, removed, nil
+	return ch, nil
 }
 
 // GroupCount is a group and how many live accounts are in it.
@@ -214,44 +234,6 @@ func (d *DB) Accounts(ctx context.Context, search string, before int64) (Account
 		page.Next = page.Accounts[AccountsPageSize-1].ID
 	}
 	return page, nil
-}
-
-// EndAppSessions ends the account's sessions of the applications named
-// (their refresh tokens too), as removing them would without revoking the
-// grant: for an account that left the groups they admit. It returns what
-// ended, to tell them.
-func (d *DB) EndAppSessions(ctx context.Context, userID int64, clients []string) (Ended, error) {
-	ctx, done := d.op(ctx, "EndAppSessions")
-	defer done()
-	var ended Ended
-	err := d.inTx(ctx, func(tx *tx) error {
-		ended = Ended{}
-		var raw string
-		err := tx.row(`SELECT oidc_sessions FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, userID).Scan(&raw)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var kept []AppSession
-		for _, s := range parseAppSessions(raw) {
-			if slices.Contains(clients, s.Client) {
-				ended.Sessions = append(ended.Sessions, s)
-			} else {
-				kept = append(kept, s)
-			}
-		}
-		if len(ended.Sessions) == 0 {
-			return nil
-		}
-		_, err = tx.exec(`UPDATE users SET oidc_sessions = $1 WHERE id = $2`, formatAppSessions(kept), userID)
-		return err
-	})
-	if err != nil {
-		return Ended{}, d.fail("end application sessions", err)
-	}
-	return ended, nil
 }
 
 // UserByID returns the live account with this id (disabled or not).

@@ -155,13 +155,7 @@ func (d *DB) RevokeGrant(ctx context.Context, userID int64, client string) (revo
 		revoked = true
 		ended.Grants = []Grant{grants[i]}
 		var kept []AppSession
-		for _, s := range parseAppSessions(rawSessions) {
-			if s.Client == client {
-				ended.Sessions = append(ended.Sessions, s)
-			} else {
-				kept = append(kept, s)
-			}
-		}
+		ended.Sessions, kept = partitionAppSessions(parseAppSessions(rawSessions), func(s AppSession) bool { return s.Client == client })
 		_, err = tx.exec(`UPDATE users SET oidc_grants = $1, oidc_sessions = $2 WHERE id = $3`,
 			formatGrants(slices.Delete(grants, i, i+1)), formatAppSessions(kept), userID)
 		return err
@@ -329,14 +323,8 @@ func (d *DB) RedeemCode(ctx context.Context, c Code, now time.Time) (Redeemed, e
 		if i := slices.IndexFunc(redeemed, func(r redeemedCode) bool { return r.seq == c.Seq }); i >= 0 {
 			replay = &CodeReplayError{}
 			var kept []AppSession
-			for _, s := range sessions {
-				if s.ID == redeemed[i].session {
-					replay.Ended.Sessions = append(replay.Ended.Sessions, s)
-				} else {
-					kept = append(kept, s)
-				}
-			}
-			if len(kept) == len(sessions) {
+			replay.Ended.Sessions, kept = partitionAppSessions(sessions, func(s AppSession) bool { return s.ID == redeemed[i].session })
+			if len(replay.Ended.Sessions) == 0 {
 				return ErrCodeUsed
 			}
 			_, err := tx.exec(`UPDATE users SET oidc_sessions = $1 WHERE id = $2`, formatAppSessions(kept), u.ID)
@@ -478,13 +466,7 @@ func (d *DB) RotateAppRefresh(ctx context.Context, r AppRefresh, now time.Time) 
 		endClient := func() (Ended, error) {
 			var e Ended
 			var kept []AppSession
-			for _, o := range sessions {
-				if o.Client == r.Client {
-					e.Sessions = append(e.Sessions, o)
-				} else {
-					kept = append(kept, o)
-				}
-			}
+			e.Sessions, kept = partitionAppSessions(sessions, func(o AppSession) bool { return o.Client == r.Client })
 			_, err := tx.exec(`UPDATE users SET oidc_sessions = $1 WHERE id = $2`, formatAppSessions(kept), u.ID)
 			return e, err
 		}
@@ -532,6 +514,19 @@ func liveAppSessions(all []AppSession, u *User, now int64) []AppSession {
 		}
 	}
 	return live
+}
+
+// partitionAppSessions splits list into the sessions that match (those a
+// change ends) and the others (those the row keeps).
+func partitionAppSessions(list []AppSession, match func(AppSession) bool) (matched, others []AppSession) {
+	for _, s := range list {
+		if match(s) {
+			matched = append(matched, s)
+		} else {
+			others = append(others, s)
+		}
+	}
+	return matched, others
 }
 
 // evictAppSessions keeps at most MaxAppSessions, ending those used least

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,16 +96,12 @@ func (t *tx) endSession(handle []byte, sid string, expires int64, now time.Time)
 	}
 	others, floor := liveSessions(parseRefreshSessions(refreshing), floor, nowMs, "")
 	others = removeSession(others, sid)
-	var ended Ended
-	var keptApps []AppSession
-	for _, s := range parseAppSessions(apps) {
-		switch {
-		case s.SID == sid && s.Expires > nowMs:
-			ended.Sessions = append(ended.Sessions, s)
-		case s.SID != sid:
-			keptApps = append(keptApps, s)
-		}
-	}
+	var (
+		ended    Ended
+		keptApps []AppSession
+	)
+	ended.Sessions, keptApps = partitionAppSessions(parseAppSessions(apps), func(s AppSession) bool { return s.SID == sid })
+	ended.Sessions = slices.DeleteFunc(ended.Sessions, func(s AppSession) bool { return s.Expires <= nowMs })
 	_, err = t.exec(`UPDATE users SET revoked_sessions = $1, refresh_sessions = $2, refresh_floor = $3, oidc_sessions = $4,
 		revoked_at = $5, revocation_seq = `+nextRevocation+` WHERE handle = $6`,
 		formatRevokedSessions(kept), formatRefreshSessions(others), floor, formatAppSessions(keptApps), nowMs, handle)

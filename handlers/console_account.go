@@ -130,41 +130,21 @@ func (h *Handler) consoleGroups(c echo.Context) error {
 	if u.ID == operator(c).ID && slices.Contains(remove, h.cfg.AdminGroup) {
 		return errConsoleSelf
 	}
-	groups, added, removed, err := h.db.ChangeGroups(c.Request().Context(), u.ID, add, remove)
+	ch, err := h.db.ChangeGroups(c.Request().Context(), u.ID, add, remove, h.oidc.Clients().Refusing)
 	if errors.Is(err, db.ErrTooManyGroups) {
 		return h.renderConsoleAccount(c, http.StatusConflict, u, "error.too_many_groups", "")
 	}
 	if err != nil {
 		return err
 	}
-	if len(added) > 0 {
-		h.consoleEvent(c, events.AdminGroupAdd, u.Handle, slog.String("groups", strings.Join(added, " ")))
+	if len(ch.Added) > 0 {
+		h.consoleEvent(c, events.AdminGroupAdd, u.Handle, slog.String("groups", strings.Join(ch.Added, " ")))
 	}
-	if len(removed) > 0 {
-		h.consoleEvent(c, events.AdminGroupRemove, u.Handle, slog.String("groups", strings.Join(removed, " ")))
-		if err := h.endRefusedApplications(c, u, groups); err != nil {
-			return err
-		}
+	if len(ch.Removed) > 0 {
+		h.consoleEvent(c, events.AdminGroupRemove, u.Handle, slog.String("groups", strings.Join(ch.Removed, " ")))
 	}
+	h.oidc.Notify(u.Handle, ch.Ended)
 	return consoleDone(c, consoleAccountPath(c.Param("id")), "groups_changed")
-}
-
-// endRefusedApplications ends the account's sessions of the applications
-// that, now that it is in groups, no longer admit it, and tells them: it
-// is out at once, not at their next refresh.
-func (h *Handler) endRefusedApplications(c echo.Context, u *db.User, groups []string) error {
-	now := *u
-	now.Groups = groups
-	refusing := h.oidc.Clients().Refusing(&now)
-	if len(refusing) == 0 {
-		return nil
-	}
-	ended, err := h.db.EndAppSessions(c.Request().Context(), u.ID, refusing)
-	if err != nil {
-		return err
-	}
-	h.oidc.Notify(u.Handle, ended)
-	return nil
 }
 
 // consoleDisable is POST /admin/accounts/:id/disable (form "disabled" =
@@ -195,8 +175,7 @@ func (h *Handler) consoleDisable(c echo.Context) error {
 	}
 	if changed {
 		if disable {
-			h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
-			h.oidc.Notify(u.Handle, ended)
+			h.allSessionsEnded(u.Handle, stamp, ended)
 		}
 		h.consoleEvent(c, name, u.Handle)
 	}
@@ -214,8 +193,7 @@ func (h *Handler) consoleSignOut(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
-	h.oidc.Notify(u.Handle, ended)
+	h.allSessionsEnded(u.Handle, stamp, ended)
 	h.consoleEvent(c, events.AdminSignOut, u.Handle)
 	if u.ID == operator(c).ID {
 		h.clearSessionCookies(c)
@@ -260,8 +238,7 @@ func (h *Handler) consoleDelete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
-	h.oidc.Notify(u.Handle, ended)
+	h.allSessionsEnded(u.Handle, stamp, ended)
 	h.consoleEvent(c, events.AdminDelete, u.Handle)
 	h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.deleted.subject", []string{"notice.operator_deleted"})
 	return consoleDone(c, "/admin", "deleted")

@@ -244,9 +244,10 @@ func (c *Client) Admits(u *db.User) bool {
 	return false
 }
 
-// Refusing returns the ids of the clients that do not admit the account
-// (see Admits).
-func (cs *Clients) Refusing(u *db.User) []string {
+// Refusing returns the ids of the clients that do not admit an account
+// in groups (see Admits): db.ChangeGroups ends its sessions of those.
+func (cs *Clients) Refusing(groups []string) []string {
+	u := &db.User{Groups: groups}
 	var out []string
 	for _, c := range cs.byID {
 		if !c.Admits(u) {
