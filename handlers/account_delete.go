@@ -6,7 +6,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/views"
 
 	"github.com/latchkey/latchkey/events"
@@ -44,8 +43,7 @@ func (h *Handler) deleteAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.revocations.RevokeUser(auth.Subject(u.Handle), stamp.UnixMilli())
-	h.oidc.Notify(u.Handle, ended)
+	h.allSessionsEnded(u.Handle, stamp, ended)
 	h.event(c, events.AccountDeleted, u.Handle)
 	h.sendNotice(c, u.Email, h.tFor(c, u.Lang), "notice.deleted.subject", []string{"notice.deleted"})
 	h.clearSessionCookies(c)

@@ -124,8 +124,7 @@ func (h *Handler) confirmEmailChange(c echo.Context) error {
 		return err
 	}
 	sub := auth.Subject(u.Handle)
-	h.revocations.RevokeUser(sub, now.UnixMilli())
-	h.oidc.Notify(u.Handle, ended)
+	h.allSessionsEnded(u.Handle, now, ended)
 	h.event(c, events.EmailChanged, u.Handle)
 	h.sendNotice(c, l.Next, h.tFor(c, u.Lang), "notice.email_changed.subject",
 		[]string{"notice.email_changed", "notice.email_changed.signed_out"}, "Email", maskEmail(u.Email))

@@ -76,22 +76,10 @@ func (h *Handler) EventAt(c echo.Context, level slog.Level, name events.Name, ha
 // second. A copy of its tokens replayed from anywhere stops working.
 func (h *Handler) EndSession(c echo.Context) error {
 	if s := sessionOf(c); s != nil {
-		now := h.clock.Now()
-		// No refresh token of this session outlives both its absolute
-		// limit and an idle period from now.
-		expires := h.sessionExpiry(timeUnix(s.AuthTime), now).UnixMilli()
-		endedAll, ended, err := h.db.EndSession(c.Request().Context(), s.Handle(), s.SID, expires, now)
-		if err != nil {
+		if _, err := h.endSessionOf(c, s.Handle(), s.SID, s.AuthTime); err != nil {
 			return err
 		}
-		h.revocations.RevokeSession(s.Subject, s.SID)
-		h.oidc.Notify(s.Handle(), ended)
 		h.event(c, events.SignOut, s.Handle(), slog.String("session", s.SID))
-		if !endedAll.IsZero() {
-			// Too many signed-out sessions to list: every session ended,
-			// here at once as on other instances within a second.
-			h.revocations.RevokeUser(s.Subject, endedAll.UnixMilli())
-		}
 	}
 	h.clearSessionCookies(c)
 	return nil

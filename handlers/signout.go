@@ -3,8 +3,12 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/auth"
+	"github.com/latchkey/latchkey/db"
 
 	"github.com/latchkey/latchkey/errs"
 	"github.com/latchkey/latchkey/events"
@@ -30,8 +34,7 @@ func (h *Handler) signOutEverywhere(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.revocations.RevokeUser(s.Subject, stamp.UnixMilli())
-	h.oidc.Notify(s.Handle(), ended)
+	h.allSessionsEnded(s.Handle(), stamp, ended)
 	h.event(c, events.SignOutEverywhere, s.Handle())
 	h.clearSessionCookies(c)
 	return c.Redirect(http.StatusSeeOther, "/")
@@ -72,22 +75,47 @@ func (h *Handler) signOutSession(c echo.Context) error {
 	if authTime == 0 {
 		return errNoSuchSession
 	}
-	// As for its own sign-out: no token of it outlives both its absolute
-	// limit and an idle period from now.
-	expires := h.sessionExpiry(timeUnix(authTime), now).UnixMilli()
-	endedAll, ended, err := h.db.EndSession(c.Request().Context(), u.Handle, sid, expires, now)
+	endedAll, err := h.endSessionOf(c, u.Handle, sid, authTime)
 	if err != nil {
 		return err
 	}
-	h.revocations.RevokeSession(s.Subject, sid)
-	h.oidc.Notify(u.Handle, ended)
 	h.event(c, events.SignOutSession, u.Handle, slog.String("session", sid))
-	if !endedAll.IsZero() {
-		// Too many signed-out sessions to list: every session ended,
-		// this one too.
-		h.revocations.RevokeUser(s.Subject, endedAll.UnixMilli())
+	if endedAll {
+		// (this one too)
 		h.clearSessionCookies(c)
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
 	return c.Redirect(http.StatusSeeOther, "/account")
+}
+
+// endSessionOf ends the session sid of the account handle, signed in at
+// authTime (Unix s), wherever its tokens are: recorded as ended in the
+// row until no token of it can be valid (its absolute limit, or an idle
+// period from now), in this instance's revocation set at once (other
+// instances catch up within a second), and the applications it signed in
+// told. endedAll reports that there were too many signed-out sessions to
+// list, so every session of the account ended instead.
+func (h *Handler) endSessionOf(c echo.Context, handle []byte, sid string, authTime int64) (endedAll bool, err error) {
+	now := h.clock.Now()
+	expires := h.sessionExpiry(timeUnix(authTime), now).UnixMilli()
+	stamp, ended, err := h.db.EndSession(c.Request().Context(), handle, sid, expires, now)
+	if err != nil {
+		return false, err
+	}
+	sub := auth.Subject(handle)
+	h.revocations.RevokeSession(sub, sid)
+	h.oidc.Notify(handle, ended)
+	if !stamp.IsZero() {
+		h.revocations.RevokeUser(sub, stamp.UnixMilli())
+	}
+	return !stamp.IsZero(), nil
+}
+
+// allSessionsEnded is what follows a write that ended every session of
+// the account handle at stamp (sign out everywhere, an email change,
+// disabling, deleting): this instance refuses its tokens at once (others
+// within a second), and the applications it ended are told.
+func (h *Handler) allSessionsEnded(handle []byte, stamp time.Time, ended db.Ended) {
+	h.revocations.RevokeUser(auth.Subject(handle), stamp.UnixMilli())
+	h.oidc.Notify(handle, ended)
 }
