@@ -70,11 +70,7 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 		l.lastSweep = now
 	}
 	events, known := l.keys[key]
-	i := 0
-	for i < len(events) && events[i] <= nowMs-windowMs {
-		i++
-	}
-	events = events[i:]
+	events = inWindow(events, nowMs-windowMs)
 	if len(events) >= l.rate.Limit {
 		l.keys[key] = events
 		return false, time.Duration(events[0]+windowMs-nowMs) * time.Millisecond
@@ -96,15 +92,20 @@ func (l *Limiter) Blocked(key string, now time.Time) (time.Duration, bool) {
 	defer l.mu.Unlock()
 	nowMs := now.UnixMilli()
 	windowMs := l.rate.Window.Milliseconds()
-	events := l.keys[key]
-	i := 0
-	for i < len(events) && events[i] <= nowMs-windowMs {
-		i++
-	}
-	if len(events)-i < l.rate.Limit {
+	events := inWindow(l.keys[key], nowMs-windowMs)
+	if len(events) < l.rate.Limit {
 		return 0, false
 	}
-	return time.Duration(events[i]+windowMs-nowMs) * time.Millisecond, true
+	return time.Duration(events[0]+windowMs-nowMs) * time.Millisecond, true
+}
+
+// inWindow returns the events (oldest first) after cutoff.
+func inWindow(events []int64, cutoff int64) []int64 {
+	i := 0
+	for i < len(events) && events[i] <= cutoff {
+		i++
+	}
+	return events[i:]
 }
 
 // Len returns how many keys are tracked.

@@ -115,3 +115,27 @@ func fullLimiter(keys int, now time.Time) *Limiter {
 	}
 	return l
 }
+
+// TestBlockedRecordsNothing: Blocked says whether a key is at its limit,
+// and how long until it is not, without counting anything itself.
+func TestBlockedRecordsNothing(t *testing.T) {
+	l := New(Rate{Limit: 2, Window: time.Minute}, 10)
+	now := time.Unix(1_000_000, 0)
+	for range 5 {
+		if _, blocked := l.Blocked("k", now); blocked {
+			t.Fatal("blocked before any event")
+		}
+	}
+	l.Allow("k", now)
+	l.Allow("k", now.Add(10*time.Second))
+	wait, blocked := l.Blocked("k", now.Add(20*time.Second))
+	if !blocked || wait != 40*time.Second {
+		t.Errorf("at the limit: blocked %v, wait %s; want true, 40s", blocked, wait)
+	}
+	if _, blocked := l.Blocked("k", now.Add(61*time.Second)); blocked {
+		t.Error("still blocked once the first event left the window")
+	}
+	if ok, _ := l.Allow("other", now); !ok {
+		t.Error("Blocked counted against another key")
+	}
+}
