@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchkey/latchkey/auth"
 	"github.com/latchkey/latchkey/db"
+	"github.com/latchkey/latchkey/i18n"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -29,6 +30,8 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 		return err
 	}
 	s := sessionOf(c)
+	p := h.page(c, "title.account")
+	p.Wide = true
 	v := views.AccountView{
 		Email:       u.Email,
 		Now:         h.clock.Now(),
@@ -41,7 +44,7 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 		Console:     u.InGroup(h.cfg.AdminGroup),
 	}
 	v.Applications = h.applications(u)
-	v.Sessions = h.sessions(c, u, s, v.Now)
+	v.Sessions = h.sessions(c, p.T, u, s, v.Now)
 	if u.RecoveryDue != 0 {
 		v.RecoveryDue = time.UnixMilli(u.RecoveryDue)
 		v.RecoveryReady = u.RecoveryReady(s.AuthTime, v.Now)
@@ -59,8 +62,6 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 			BackedUp:       k.BackupState,
 		})
 	}
-	p := h.page(c, "title.account")
-	p.Wide = true
 	return h.render(c, status, views.Account(p, v))
 }
 
@@ -68,8 +69,7 @@ func (h *Handler) renderAccount(c echo.Context, status int, u *db.User, form vie
 // browser first (from its token, if the row does not list it: a session
 // from before sessions were listed), then the others, most recently
 // active first.
-func (h *Handler) sessions(c echo.Context, u *db.User, current *auth.Claims, now time.Time) []views.SessionView {
-	t := h.t(c)
+func (h *Handler) sessions(c echo.Context, t i18n.T, u *db.User, current *auth.Claims, now time.Time) []views.SessionView {
 	this := views.SessionView{ID: current.SID, SignedIn: timeUnix(current.AuthTime), LastActive: now, Current: true,
 		How: howMessage(methodOf(current))}
 	browser, system := browserAndSystem(c.Request().UserAgent())
