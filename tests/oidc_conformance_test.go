@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -286,6 +287,31 @@ func testConformance(t *testing.T, store testkit.Store) {
 			t.Fatalf("%d %s", r.StatusCode, r.Header.Get("Location"))
 		}
 		expectPage(t, stranger.Get(r.Header.Get("Location")), http.StatusOK, `value="hinted@example.com"`)
+	})
+	t.Run("hostile login_hint and ui_locales", func(t *testing.T) {
+		// A hint that is no address fills in nothing (and is never put on
+		// the page as it came); locales that are garbage, or far too
+		// long, are ignored: the page is in the browser's language.
+		stranger := a.Browser(t)
+		for _, extra := range []url.Values{
+			{"login_hint": {`"><script>alert(1)</script>@x.example`}},
+			{"login_hint": {"ann@example.com\r\nBcc: evil@example.com"}},
+			{"login_hint": {strings.Repeat("a", 300) + "@example.com"}},
+			{"ui_locales": {"<script> ;q=2, de;;;"}},
+			{"ui_locales": {strings.Repeat("de ", 200)}},
+			{"ui_locales": {"\x00\xff"}},
+		} {
+			u, _ := authorizeURL(extra)
+			r := stranger.Get(pathOf(t, u))
+			if !toSignIn(r) {
+				t.Fatalf("%v: %d %s", extra, r.StatusCode, r.Header.Get("Location"))
+			}
+			page := stranger.Get(r.Header.Get("Location"))
+			expectPage(t, page, http.StatusOK, `<html lang="en"`)
+			if strings.Contains(page.Body, "<script>alert") || strings.Contains(page.Body, "evil@") || regexp.MustCompile(`id="email"[^>]*value="[^"]`).MatchString(page.Body) {
+				t.Errorf("%v: the page took the hint in:\n%s", extra, clip(page.Body))
+			}
+		}
 	})
 	t.Run("OIDCCUiLocales", func(t *testing.T) {
 		stranger := a.Browser(t)
@@ -583,6 +609,18 @@ func TestInvalidClientFilesStopTheServer(t *testing.T) {
 		})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s\n  gives %v, want it to name %q", tc.file, err, tc.want)
+		}
+	}
+	// ADMIN_GROUP must be a group name.
+	for _, bad := range []string{"Admins", "ops team", "-x", strings.Repeat("a", 65)} {
+		_, err := app.ConfigFromEnv(func(k string) string {
+			if k == "ADMIN_GROUP" {
+				return bad
+			}
+			return ""
+		})
+		if err == nil || !strings.Contains(err.Error(), "ADMIN_GROUP") {
+			t.Errorf("ADMIN_GROUP=%q: %v, want a configuration error naming it", bad, err)
 		}
 	}
 	// A group nobody is in yet is fine (the operator adds people later).
