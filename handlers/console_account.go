@@ -100,13 +100,11 @@ func (h *Handler) consoleDeletePasskey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	removed, err := h.db.DeleteCredential(c.Request().Context(), u.ID, id)
+	removed, err := h.removePasskey(c, u, id)
 	if err != nil {
 		return err
 	}
-	h.passkeyRemovedNotice(c, u, removed)
-	h.consoleEvent(c, events.AdminPasskeyDelete, u.Handle, slog.String("name", removed.Name),
-		slog.String("credential", base64.RawURLEncoding.EncodeToString(removed.CredentialID)))
+	h.consoleEvent(c, events.AdminPasskeyDelete, u.Handle, removed...)
 	return consoleDone(c, consoleAccountPath(c.Param("id")), "passkey_deleted")
 }
 

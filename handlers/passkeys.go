@@ -383,14 +383,25 @@ func (h *Handler) deletePasskey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	removed, err := h.db.DeleteCredential(c.Request().Context(), u.ID, id)
+	removed, err := h.removePasskey(c, u, id)
 	if err != nil {
 		return err
 	}
-	h.passkeyRemovedNotice(c, u, removed)
-	h.event(c, events.PasskeyRemoved, u.Handle, slog.String("name", removed.Name),
-		slog.String("credential", base64.RawURLEncoding.EncodeToString(removed.CredentialID)))
+	h.event(c, events.PasskeyRemoved, u.Handle, removed...)
 	return c.Redirect(http.StatusSeeOther, "/account")
+}
+
+// removePasskey deletes the passkey id of the account u (the last one of
+// a passkey-only account stays: db.ErrLastPasskey), tells the address,
+// and returns what the security event says of it.
+func (h *Handler) removePasskey(c echo.Context, u *db.User, id int64) ([]slog.Attr, error) {
+	removed, err := h.db.DeleteCredential(c.Request().Context(), u.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	h.passkeyRemovedNotice(c, u, removed)
+	return []slog.Attr{slog.String("name", removed.Name),
+		slog.String("credential", base64.RawURLEncoding.EncodeToString(removed.CredentialID))}, nil
 }
 
 func passkeyID(c echo.Context) (int64, error) { return passkeyIDParam(c, "id") }
